@@ -1,0 +1,100 @@
+"""Settings from MODELREG_* environment variables, validated once at start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    # gRPC listen address of `modelreg serve`.
+    listen: str = "127.0.0.1:50051"
+    # PostgreSQL DSN, e.g. postgresql://user:pass@host:5432/modelregistry.
+    database_url: str = ""
+    database_pool_min: int = 2
+    database_pool_max: int = 10
+    # S3 endpoint as host:port, credentials and bucket.
+    s3_endpoint: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_bucket: str = "modelregistry"
+    s3_secure: bool = False
+    s3_region: str = "us-east-1"
+    # Prometheus metrics HTTP port on the listen host (0 disables).
+    metrics_port: int = 0
+    # Seconds in-flight calls get to finish on SIGTERM.
+    shutdown_grace_s: float = 10.0
+    # Seconds between health probes of PostgreSQL.
+    health_interval_s: float = 1.0
+    # Apply pending migrations at start (off when a release job runs `modelreg migrate`).
+    migrate_on_start: bool = True
+    # "json", "console", or "auto" (console on a terminal, JSON otherwise).
+    log_format: str = "auto"
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            key = "MODELREG_" + f.name.upper()
+            if key in env:
+                values[f.name] = _parse(key, env[key], f.type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not self.database_url:
+            raise ConfigError(
+                "MODELREG_DATABASE_URL is not set: give a PostgreSQL DSN such as "
+                "postgresql://user@host:5432/modelregistry (or use `modelreg dev`)"
+            )
+        if not self.database_url.startswith(("postgres://", "postgresql://")):
+            raise ConfigError("MODELREG_DATABASE_URL must start with postgresql://")
+        if ":" not in self.listen:
+            raise ConfigError(f"MODELREG_LISTEN must be host:port, got {self.listen!r}")
+        if not 1 <= self.database_pool_min <= self.database_pool_max:
+            raise ConfigError(
+                "MODELREG_DATABASE_POOL_MIN must be >= 1 and <= MODELREG_DATABASE_POOL_MAX"
+            )
+        if self.log_format not in ("auto", "json", "console"):
+            raise ConfigError("MODELREG_LOG_FORMAT must be auto, json or console")
+        if self.log_level not in ("debug", "info", "warning", "error"):
+            raise ConfigError("MODELREG_LOG_LEVEL must be debug, info, warning or error")
+        if self.shutdown_grace_s < 0 or self.health_interval_s <= 0:
+            raise ConfigError("MODELREG_SHUTDOWN_GRACE_S and MODELREG_HEALTH_INTERVAL_S must be > 0")
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _parse(key: str, raw: str, type_name: object) -> object:
+    kind = str(type_name)
+    if kind == "bool":
+        lowered = raw.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ConfigError(f"{key} must be true or false, got {raw!r}")
+    if kind == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{key} must be an integer, got {raw!r}") from None
+    if kind == "float":
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{key} must be a number, got {raw!r}") from None
+    return raw
