@@ -1,0 +1,134 @@
+"""`modelreg serve`: one stateless grpc.aio process; all state lives in PostgreSQL and S3."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+
+import grpc
+import structlog
+import uvloop
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+
+from modelregistry.api.interceptor import EdgeInterceptor
+from modelregistry.api.registry_servicer import RegistryServicer
+from modelregistry.config import Settings
+from modelregistry.domain.errors import RegistryError
+from modelregistry.logging import configure_logging
+from modelregistry.service.listing import ListingService
+from modelregistry.service.models import ModelService
+from modelregistry.service.versions import VersionService
+from modelregistry.storage import migrations, secrets_store
+from modelregistry.storage.database import Database
+from modelregistry.v1 import registry_service_pb2, registry_service_pb2_grpc
+
+log = structlog.get_logger("modelregistry.server")
+
+# PERF-NOTES: a static 16 MiB window without BDP probing nearly doubles streaming throughput.
+CHUNK_BYTES = 1 << 20
+GRPC_OPTIONS = [
+    ("grpc.http2.bdp_probe", 0),
+    ("grpc.http2.lookahead_bytes", 16 << 20),
+    ("grpc.max_receive_message_length", 64 << 20),
+    ("grpc.max_send_message_length", 64 << 20),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+]
+SERVICE_NAMES = (registry_service_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name,)
+
+
+def run(settings: Settings, on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve until SIGTERM or SIGINT."""
+    uvloop.run(serve(settings, on_ready))
+
+
+async def serve(
+    settings: Settings,
+    on_ready: Callable[[str], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    configure_logging(settings.log_format, settings.log_level)
+    stop = stop or _stop_on_signals()
+    if settings.migrate_on_start:
+        applied = await migrations.migrate(settings.database_url)
+        if applied:
+            log.info("migrations applied", migrations=applied)
+    db = await Database.connect(
+        settings.database_url,
+        min_size=settings.database_pool_min,
+        max_size=settings.database_pool_max,
+    )
+    try:
+        await _serve_with(db, settings, on_ready, stop)
+    finally:
+        await db.close()
+
+
+async def _serve_with(
+    db: Database, settings: Settings, on_ready: Callable[[str], None] | None, stop: asyncio.Event
+) -> None:
+    async with db.connection() as conn:
+        await migrations.check_schema(conn)
+        page_key = await secrets_store.page_token_key(conn)
+    server = grpc.aio.server(options=GRPC_OPTIONS, interceptors=[EdgeInterceptor()])
+    registry_service_pb2_grpc.add_RegistryServiceServicer_to_server(
+        RegistryServicer(ModelService(db), VersionService(db), ListingService(db, page_key)), server
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(settings.listen)
+    if port == 0:
+        raise RegistryError(f"cannot listen on {settings.listen}: the address is in use or invalid")
+    address = f"{settings.listen.rsplit(':', 1)[0]}:{port}"
+    await server.start()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.listen.rsplit(":", 1)[0])
+    monitor = asyncio.create_task(_watch_database(db, health_servicer, settings.health_interval_s))
+    log.info("serving", address=address, metrics_port=settings.metrics_port or None)
+    if on_ready is not None:
+        on_ready(address)
+    await stop.wait()
+    log.info("shutting down", grace_s=settings.shutdown_grace_s)
+    monitor.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await monitor
+    await _set_health(health_servicer, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await server.stop(settings.shutdown_grace_s)
+
+
+async def _watch_database(
+    db: Database, servicer: health.aio.HealthServicer, interval: float
+) -> None:
+    """Report NOT_SERVING while PostgreSQL is unreachable, SERVING once it answers again."""
+    current = None
+    while True:
+        try:
+            await db.ping(deadline_s=max(interval, 1.0))
+            status = health_pb2.HealthCheckResponse.SERVING
+        except Exception:  # any failure to answer means not serving; the loop must live on
+            status = health_pb2.HealthCheckResponse.NOT_SERVING
+        if status != current:
+            await _set_health(servicer, status)
+            log.info("health", status=health_pb2.HealthCheckResponse.ServingStatus.Name(status))
+            current = status
+        await asyncio.sleep(interval)
+
+
+async def _set_health(servicer: health.aio.HealthServicer, status: int) -> None:
+    for name in ("", *SERVICE_NAMES):
+        await servicer.set(name, status)
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop

@@ -1,0 +1,113 @@
+"""List use cases: parse filter and order, verify the page token, page by keyset."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from modelregistry.domain.errors import InvalidArgument
+from modelregistry.domain.filtering import MODEL_FILTER_FIELDS, VERSION_FILTER_FIELDS, parse_filter
+from modelregistry.domain.models import AliasChange, Model, ModelVersion, Page, StageTransition
+from modelregistry.domain.names import ALL_MODELS, ALL_VERSIONS, VersionRef, model_name
+from modelregistry.domain.ordering import MODEL_ORDER_FIELDS, VERSION_ORDER_FIELDS, parse_order_by
+from modelregistry.domain.page_tokens import (
+    decode_page_token,
+    encode_page_token,
+    page_token_binding,
+)
+from modelregistry.domain.paging import resolve_page_size
+from modelregistry.service.models import model_not_found
+from modelregistry.service.versions import version_not_found
+from modelregistry.storage import listing_store, models_store, versions_store
+from modelregistry.storage.database import Database
+
+T = TypeVar("T")
+
+
+class ListingService:
+    def __init__(self, db: Database, page_token_key: bytes) -> None:
+        self._db = db
+        self._key = page_token_key
+
+    async def list_models(
+        self, page_size: int, page_token: str, filter_text: str, order_by: str
+    ) -> Page[Model]:
+        limit = resolve_page_size(page_size)
+        where = parse_filter(filter_text, MODEL_FILTER_FIELDS)
+        order = parse_order_by(order_by, MODEL_ORDER_FIELDS)
+        binding = page_token_binding("ListModels", "", filter_text, order_by)
+        cursor = self._cursor(binding, page_token)
+        async with self._db.connection() as conn:
+            items, last = await listing_store.list_models(conn, where, order, cursor, limit)
+        return Page(items, self._token(binding, last))
+
+    async def list_versions(
+        self, model_id: str, page_size: int, page_token: str, filter_text: str, order_by: str
+    ) -> Page[ModelVersion]:
+        limit = resolve_page_size(page_size)
+        where = parse_filter(filter_text, VERSION_FILTER_FIELDS)
+        order = parse_order_by(order_by, VERSION_ORDER_FIELDS)
+        binding = page_token_binding("ListModelVersions", model_id, filter_text, order_by)
+        cursor = self._cursor(binding, page_token)
+        only_model = None if model_id == ALL_MODELS else model_id
+        async with self._db.connection() as conn:
+            items, last = await listing_store.list_versions(
+                conn, only_model, where, order, cursor, limit
+            )
+            if (
+                not items
+                and only_model
+                and await models_store.get_model_id(conn, only_model) is None
+            ):
+                raise model_not_found(only_model)
+        return Page(items, self._token(binding, last))
+
+    async def list_stage_transitions(
+        self, ref: VersionRef, page_size: int, page_token: str
+    ) -> Page[StageTransition]:
+        limit = resolve_page_size(page_size)
+        binding = page_token_binding("ListStageTransitions", str(ref), "", "")
+        after_id = self._id_cursor(binding, page_token)
+        async with self._db.connection() as conn:
+            number = None
+            if ref.alias != ALL_VERSIONS:
+                version = await versions_store.get_version(conn, ref)
+                if version is None:
+                    raise version_not_found(ref)
+                number = version.version
+            elif await models_store.get_model_id(conn, ref.model) is None:
+                raise model_not_found(ref.model)
+            items = await versions_store.list_stage_transitions(
+                conn, ref.model, number, after_id, limit + 1
+            )
+        return self._id_page(binding, items, limit, [t.id for t in items])
+
+    async def list_alias_changes(
+        self, model_id: str, page_size: int, page_token: str
+    ) -> Page[AliasChange]:
+        limit = resolve_page_size(page_size)
+        binding = page_token_binding("ListAliasChanges", model_name(model_id), "", "")
+        after_id = self._id_cursor(binding, page_token)
+        async with self._db.connection() as conn:
+            if await models_store.get_model_id(conn, model_id) is None:
+                raise model_not_found(model_id)
+            rows = await versions_store.list_alias_changes(conn, model_id, after_id, limit + 1)
+        return self._id_page(binding, [c for _, c in rows], limit, [i for i, _ in rows])
+
+    def _cursor(self, binding: str, token: str) -> list[object] | None:
+        return list(decode_page_token(self._key, binding, token)) if token else None
+
+    def _token(self, binding: str, last: list[object] | None) -> str:
+        return encode_page_token(self._key, binding, last) if last is not None else ""  # type: ignore[arg-type]
+
+    def _id_cursor(self, binding: str, token: str) -> int:
+        cursor = self._cursor(binding, token)
+        if cursor is None:
+            return 0
+        if len(cursor) != 1 or not isinstance(cursor[0], int):
+            raise InvalidArgument.for_field("page_token", "page_token does not match this request")
+        return cursor[0]
+
+    def _id_page(self, binding: str, items: list[T], limit: int, ids: list[int]) -> Page[T]:
+        if len(items) > limit:
+            return Page(items[:limit], self._token(binding, [ids[limit - 1]]))
+        return Page(items, "")

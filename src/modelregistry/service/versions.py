@@ -1,0 +1,190 @@
+"""Use cases for versions: create, read, update, delete, stage moves, aliases, comparison."""
+
+from __future__ import annotations
+
+from modelregistry.domain import lifecycle
+from modelregistry.domain.comparison import Comparison, compare
+from modelregistry.domain.errors import FailedPrecondition, InvalidArgument, NotFound
+from modelregistry.domain.models import CallContext, ModelVersion, Stage, VersionContent
+from modelregistry.domain.names import VersionRef, model_name, parse_version_name
+from modelregistry.domain.update_masks import apply_mask
+from modelregistry.service.models import check_etag, model_not_found
+from modelregistry.service.summaries import version_summary
+from modelregistry.storage import audit_store, models_store, versions_store
+from modelregistry.storage.database import Connection, Database
+
+
+def version_not_found(ref: VersionRef) -> NotFound:
+    what = f"version {ref.number}" if ref.number is not None else f"alias {ref.alias!r}"
+    return NotFound(
+        f"model {ref.model!r} has no {what}; list its versions with ListModelVersions",
+        reason="VERSION_NOT_FOUND",
+    )
+
+
+class VersionService:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(
+        self,
+        ctx: CallContext,
+        model_id: str,
+        content: VersionContent,
+        request_id: str | None,
+    ) -> ModelVersion:
+        async with self._db.connection() as conn:
+            if content.lineage.derived_from:
+                content.lineage.derived_from = await self._canonical_parent(
+                    conn, content.lineage.derived_from
+                )
+            created = await versions_store.create_version(conn, ctx, model_id, content, request_id)
+            if created is None:
+                raise model_not_found(model_id)
+            return created
+
+    async def _canonical_parent(self, conn: Connection, derived_from: str) -> str:
+        ref = parse_version_name(derived_from, "model_version.lineage.derived_from")
+        parent = await versions_store.get_version(conn, ref)
+        if parent is None:
+            raise NotFound(
+                f"lineage.derived_from names {derived_from}, which does not exist",
+                reason="PARENT_VERSION_NOT_FOUND",
+            )
+        return parent.name
+
+    async def get(self, ref: VersionRef) -> ModelVersion:
+        async with self._db.connection() as conn:
+            version = await versions_store.get_version(conn, ref)
+            if version is None:
+                raise await self._missing(conn, ref)
+        return version
+
+    async def _missing(self, conn: Connection, ref: VersionRef) -> NotFound:
+        if await models_store.get_model_id(conn, ref.model) is None:
+            return model_not_found(ref.model)
+        return version_not_found(ref)
+
+    async def _get_for_update(self, conn: Connection, ref: VersionRef) -> ModelVersion:
+        version = await versions_store.get_version(conn, ref, for_update=True)
+        if version is None:
+            raise await self._missing(conn, ref)
+        return version
+
+    async def update(
+        self,
+        ctx: CallContext,
+        ref: VersionRef,
+        incoming: VersionContent,
+        fields: tuple[str, ...],
+        etag: str,
+    ) -> ModelVersion:
+        async with self._db.transaction() as conn:
+            if "lineage" in fields and incoming.lineage.derived_from:
+                incoming.lineage.derived_from = await self._canonical_parent(
+                    conn, incoming.lineage.derived_from
+                )
+            current = await self._get_for_update(conn, ref)
+            check_etag(current.name, etag, current.etag)
+            content = apply_mask(current.content, incoming, fields)
+            updated = await versions_store.update_version_content(conn, current.id, content)
+            await audit_store.insert_audit(
+                conn, ctx, "UpdateModelVersion", updated.name,
+                version_summary(current), version_summary(updated),
+            )  # fmt: skip
+            return updated
+
+    async def delete(self, ctx: CallContext, ref: VersionRef, etag: str) -> None:
+        async with self._db.transaction() as conn:
+            current = await self._get_for_update(conn, ref)
+            check_etag(current.name, etag, current.etag)
+            if current.stage == Stage.PRODUCTION:
+                raise FailedPrecondition(
+                    f"{current.name} is in PRODUCTION; move it to ARCHIVED before deleting it",
+                    reason="VERSION_IN_PRODUCTION",
+                )
+            await versions_store.delete_version(conn, current.id)
+            await audit_store.insert_audit(
+                conn, ctx, "DeleteModelVersion", current.name, version_summary(current), None
+            )
+
+    async def transition(
+        self,
+        ctx: CallContext,
+        ref: VersionRef,
+        target: Stage,
+        reason: str,
+        archive_existing: bool,
+        etag: str,
+    ) -> tuple[ModelVersion, list[ModelVersion]]:
+        async with self._db.transaction() as conn:
+            model_row = await versions_store.lock_model_row(conn, ref.model)
+            if model_row is None:
+                raise model_not_found(ref.model)
+            current = await self._get_for_update(conn, ref)
+            check_etag(current.name, etag, current.etag)
+            lifecycle.check_move(current.name, current.stage, target)
+            archived = []
+            if target == Stage.PRODUCTION:
+                holder = await versions_store.production_holder(conn, model_row)
+                if holder is not None:
+                    if not archive_existing:
+                        raise lifecycle.production_occupied(current.name, holder.name)
+                    archived.append(
+                        await versions_store.move_stage(
+                            conn, ctx, holder, Stage.ARCHIVED, f"replaced by {current.name}"
+                        )
+                    )
+            moved = await versions_store.move_stage(conn, ctx, current, target, reason)
+            after = version_summary(moved) | {"archived": [v.name for v in archived]}
+            await audit_store.insert_audit(
+                conn, ctx, "TransitionModelVersionStage", moved.name,
+                version_summary(current), after,
+            )  # fmt: skip
+            return moved, archived
+
+    async def set_alias(self, ctx: CallContext, ref: VersionRef, alias: str) -> ModelVersion:
+        async with self._db.transaction() as conn:
+            model_row = await versions_store.lock_model_row(conn, ref.model)
+            if model_row is None:
+                raise model_not_found(ref.model)
+            target = await self._get_for_update(conn, ref)
+            previous = await versions_store.set_alias(conn, ctx, model_row, alias, target)
+            updated = await versions_store.get_version_by_id(conn, target.id)
+            before = {"alias": alias, "version": previous}
+            after = {"alias": alias, "version": target.version}
+            await audit_store.insert_audit(
+                conn, ctx, "SetModelVersionAlias", target.name, before, after
+            )
+            return updated
+
+    async def delete_alias(self, ctx: CallContext, model_id: str, alias: str) -> ModelVersion:
+        async with self._db.transaction() as conn:
+            model_row = await versions_store.lock_model_row(conn, model_id)
+            if model_row is None:
+                raise model_not_found(model_id)
+            held_by = await versions_store.delete_alias(conn, ctx, model_row, alias)
+            if held_by is None:
+                raise NotFound(
+                    f"model {model_id!r} has no alias {alias!r}", reason="ALIAS_NOT_FOUND"
+                )
+            version = await versions_store.get_version_by_id(conn, held_by)
+            await audit_store.insert_audit(
+                conn, ctx, "DeleteModelVersionAlias", model_name(model_id),
+                {"alias": alias, "version": version.version}, None,
+            )  # fmt: skip
+            return version
+
+    async def compare(self, refs: list[VersionRef]) -> Comparison:
+        async with self._db.connection() as conn:
+            versions = []
+            for ref in refs:
+                version = await versions_store.get_version(conn, ref)
+                if version is None:
+                    raise await self._missing(conn, ref)
+                versions.append(version)
+        names = [v.name for v in versions]
+        if len(set(names)) != len(names):
+            duplicate = next(n for n in names if names.count(n) > 1)
+            raise InvalidArgument.for_field("names", f"{duplicate} is named twice")
+        return compare(versions)

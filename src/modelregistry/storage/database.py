@@ -1,0 +1,110 @@
+"""The PostgreSQL pool, and the edge where driver errors become domain errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import ParamSpec, TypeVar
+
+import asyncpg
+
+from modelregistry.domain.errors import Aborted, Unavailable
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# Failures that mean "the database is not there right now", as opposed to a bad query.
+_UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.ConnectionFailureError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.InterfaceError,
+)
+# Re-exported so the service layer can name the type without importing the driver.
+Connection = asyncpg.Connection
+
+_CONFLICT = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for type_name in ("jsonb", "json"):
+        await conn.set_type_codec(
+            type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+
+
+class Database:
+    """One asyncpg pool per process. Connections come and go; the pool outlives outages."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 10) -> Database:
+        try:
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                init=_init_connection,
+                command_timeout=30,
+                # Keep statement caching: every hot query is a fixed text with parameters.
+                max_inactive_connection_lifetime=300,
+            )
+        except _UNREACHABLE as exc:
+            raise Unavailable(f"cannot reach PostgreSQL: {type(exc).__name__}") from exc
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection for reads or a single self-contained statement."""
+        async with translate_errors(), self._pool.acquire() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        async with translate_errors(), self._pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    async def ping(self, deadline_s: float) -> None:
+        async with translate_errors(), self._pool.acquire(deadline_s=deadline_s) as conn:
+            await conn.fetchval("SELECT 1", deadline_s=deadline_s)
+
+
+@asynccontextmanager
+async def translate_errors() -> AsyncIterator[None]:
+    try:
+        yield
+    except _CONFLICT as exc:
+        raise Aborted("a concurrent change conflicted with this one; retry the call") from exc
+    except _UNREACHABLE as exc:
+        raise Unavailable("PostgreSQL is unreachable; retry with backoff") from exc
+
+
+def with_retry_on_conflict(
+    attempts: int,
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Re-run a whole transaction that lost a serialization race."""
+
+    def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            for attempt in range(attempts):
+                try:
+                    return await func(*args, **kwargs)
+                except Aborted:
+                    if attempt == attempts - 1:
+                        raise
+            raise AssertionError("unreachable")
+
+        return wrapper
+
+    return decorate

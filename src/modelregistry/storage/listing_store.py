@@ -1,0 +1,99 @@
+"""Keyset-paged, filtered reads of models, versions and their histories."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from modelregistry.domain.filtering import Expr
+from modelregistry.domain.models import Model, ModelVersion
+from modelregistry.domain.ordering import OrderKey
+from modelregistry.storage.rows import (
+    MODEL_COLUMNS,
+    VERSION_COLUMNS,
+    model_from_row,
+    version_from_row,
+)
+from modelregistry.storage.sql_filters import compile_filter, compile_order
+
+MODEL_FIELD_COLUMNS = {
+    "name": "m.name",
+    "owner": "m.owner",
+    "description": "m.description",
+    "labels": "m.labels",
+    "create_time": "m.create_time",
+    "update_time": "m.update_time",
+}
+VERSION_FIELD_COLUMNS = {
+    "name": "m.name",
+    "owner": "m.owner",
+    "version": "v.version",
+    "stage": "v.stage",
+    "status": "v.status",
+    "description": "v.description",
+    "run_id": "v.run_id",
+    "created_by": "v.created_by",
+    "labels": "v.labels",
+    "parameters": "v.parameters",
+    "metrics": "v.metrics",
+    "create_time": "v.create_time",
+    "update_time": "v.update_time",
+}
+
+Cursor = Sequence[object]
+
+
+async def list_models(
+    conn: asyncpg.Connection,
+    where: Expr | None,
+    order: Sequence[OrderKey],
+    cursor: Cursor | None,
+    limit: int,
+) -> tuple[list[Model], list[object] | None]:
+    """One page of models and the cursor of its last row (None on the last page)."""
+    params: list[object] = []
+    keyset = compile_order(order, MODEL_FIELD_COLUMNS, "m.id", params)
+    conditions = [compile_filter(where, MODEL_FIELD_COLUMNS, params)]
+    if cursor is not None:
+        conditions.append(keyset.after(cursor, params))
+    params.append(limit + 1)
+    rows = await conn.fetch(
+        f"""SELECT {MODEL_COLUMNS}, {keyset.select_list} FROM models m
+            WHERE {" AND ".join(conditions)}
+            ORDER BY {keyset.order_by} LIMIT ${len(params)}""",
+        *params,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [model_from_row(r) for r in rows], keyset.cursor_from_row(rows[-1]) if more else None
+
+
+async def list_versions(
+    conn: asyncpg.Connection,
+    model_id: str | None,
+    where: Expr | None,
+    order: Sequence[OrderKey],
+    cursor: Cursor | None,
+    limit: int,
+) -> tuple[list[ModelVersion], list[object] | None]:
+    """One page of versions (of one model, or of all when `model_id` is None)."""
+    params: list[object] = []
+    keyset = compile_order(order, VERSION_FIELD_COLUMNS, "v.id", params)
+    conditions = [compile_filter(where, VERSION_FIELD_COLUMNS, params)]
+    if model_id is not None:
+        params.append(model_id)
+        conditions.append(f"m.name = ${len(params)}")
+    if cursor is not None:
+        conditions.append(keyset.after(cursor, params))
+    params.append(limit + 1)
+    rows = await conn.fetch(
+        f"""SELECT {VERSION_COLUMNS}, {keyset.select_list}
+            FROM model_versions v JOIN models m ON m.id = v.model_id
+            WHERE {" AND ".join(conditions)}
+            ORDER BY {keyset.order_by} LIMIT ${len(params)}""",
+        *params,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [version_from_row(r) for r in rows], keyset.cursor_from_row(rows[-1]) if more else None
