@@ -8,7 +8,7 @@ PROTO_OUT := src/modelregistry/v1
 PROTO_STAMP := $(PROTO_OUT)/.generated
 THIRD_PARTY := third_party
 
-.PHONY: run test lint proto bench clean install deploy-check baseline fmt
+.PHONY: run test lint proto bench clean install baseline fmt
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +38,8 @@ $(PROTO_STAMP): $(PROTO_SRC) $(STAMP) $(THIRD_PARTY)/.copied
 proto: $(PROTO_STAMP)
 
 lint: proto
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench deploy
+	$(BIN)/ruff format --check src tests bench deploy
 	$(BIN)/mypy
 	$(BIN)/buf lint
 	$(BIN)/buf format --diff --exit-code protos
@@ -47,8 +47,8 @@ lint: proto
 	$(BIN)/python deploy/check.py
 
 fmt: proto
-	$(BIN)/ruff check --fix src tests bench
-	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench deploy
+	$(BIN)/ruff format src tests bench deploy
 	$(BIN)/buf format -w protos
 
 # Refresh the breaking-change baseline: only on purpose, when a break is intended.

@@ -71,7 +71,9 @@ class Settings:
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError("MODELREG_LOG_LEVEL must be debug, info, warning or error")
         if self.shutdown_grace_s < 0 or self.health_interval_s <= 0:
-            raise ConfigError("MODELREG_SHUTDOWN_GRACE_S and MODELREG_HEALTH_INTERVAL_S must be > 0")
+            raise ConfigError(
+                "MODELREG_SHUTDOWN_GRACE_S and MODELREG_HEALTH_INTERVAL_S must be > 0"
+            )
 
 
 _TRUE = {"1", "true", "yes", "on"}
