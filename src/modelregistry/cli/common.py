@@ -1,0 +1,148 @@
+"""What every client verb shares: connection options, the call wrapper, JSON and rich output."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Annotated, Protocol, TypeVar
+
+import grpc
+import typer
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from rich.console import Console
+
+from modelregistry import client
+from modelregistry.cli.errors import exit_code_for, format_rpc_error
+from modelregistry.v1 import registry_service_pb2_grpc
+
+TargetOption = Annotated[
+    str,
+    typer.Option(
+        "--target",
+        envvar=client.TARGET_ENV,
+        help="Registry address host:port.",
+        rich_help_panel="Connection",
+    ),
+]
+TimeoutOption = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        min=0.1,
+        help="Seconds each call may take.",
+        rich_help_panel="Connection",
+    ),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar=client.TOKEN_ENV,
+        help="Bearer token sent as `authorization` metadata.",
+        show_default=False,
+        rich_help_panel="Connection",
+    ),
+]
+JsonOption = Annotated[
+    bool,
+    typer.Option("--json", help="Print the response as JSON (proto3 JSON mapping)."),
+]
+
+RequestT = TypeVar("RequestT", contravariant=True)
+ResponseT = TypeVar("ResponseT", covariant=True)
+
+
+class _Unary(Protocol[RequestT, ResponseT]):
+    def __call__(self, request: RequestT, *, timeout: float | None = ...) -> ResponseT: ...
+
+
+@dataclass
+class Session:
+    """One CLI invocation's connection; `call` turns a gRPC error into a line and an exit."""
+
+    target: str
+    timeout: float
+    stub: registry_service_pb2_grpc.RegistryServiceStub
+
+    def call(self, method: _Unary[RequestT, ResponseT], request: RequestT) -> ResponseT:
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as error:
+            print(format_rpc_error(error, self.target), file=sys.stderr)
+            code = error.code() if isinstance(error, grpc.Call) else None
+            raise typer.Exit(exit_code_for(code)) from None
+
+
+@contextmanager
+def session(target: str, timeout: float, token: str | None) -> Iterator[Session]:
+    channel = client.connect(target, token=token)
+    try:
+        yield Session(target=target, timeout=timeout, stub=client.registry(channel))
+    finally:
+        channel.close()
+
+
+def usage_error(message: str, param_hint: str | None = None) -> typer.BadParameter:
+    """A usage error (exit 2) for a malformed reference or combination of options."""
+    return typer.BadParameter(message, param_hint=param_hint)
+
+
+def version_ref(tokens: list[str], param_hint: str = "VERSION_REF") -> str:
+    """`["llama/3"]`, `["llama", "3"]` or `["models/llama/versions/3"]` → the resource name."""
+    try:
+        if len(tokens) == 1:
+            return client.version_name(tokens[0])
+        if len(tokens) == 2:
+            return client.version_name(tokens[0], tokens[1])
+    except client.BadReference as error:
+        raise usage_error(str(error), param_hint) from None
+    raise usage_error(f"expected {client.VERSION_FORMS}, got {' '.join(tokens)!r}", param_hint)
+
+
+def model_ref(ref: str, param_hint: str = "MODEL") -> str:
+    try:
+        return client.model_name(ref)
+    except client.BadReference as error:
+        raise usage_error(str(error), param_hint) from None
+
+
+def out() -> Console:
+    # Created per use so that it writes to whatever sys.stdout is now (CliRunner swaps it).
+    return Console(highlight=False, soft_wrap=False)
+
+
+def print_json(message: Message) -> None:
+    typer.echo(json_format.MessageToJson(message, indent=2, sort_keys=True))
+
+
+def emit(message: Message, as_json: bool, human: Callable[[Console], None]) -> None:
+    if as_json:
+        print_json(message)
+    else:
+        human(out())
+
+
+def _is_model_ref(token: str) -> bool:
+    return "/" not in token or (token.startswith("models/") and token.count("/") == 1)
+
+
+def history_parent(tokens: list[str]) -> str:
+    """A version reference, or a bare MODEL meaning every version (`models/m/versions/-`)."""
+    if len(tokens) == 1 and _is_model_ref(tokens[0]):
+        return model_ref(tokens[0]) + "/versions/-"
+    return version_ref(tokens)
+
+
+def compare_names(tokens: list[str]) -> list[str]:
+    """`MODEL V1 V2 ...` (each V may also be a full reference) or `REF REF ...`."""
+    if tokens and _is_model_ref(tokens[0]):
+        model, rest = tokens[0], tokens[1:]
+        names = [version_ref([t]) if "/" in t else version_ref([model, t]) for t in rest]
+    else:
+        names = [version_ref([t]) for t in tokens]
+    if len(names) < 2:
+        raise usage_error("compare needs at least two versions", "VERSIONS")
+    return names

@@ -1,0 +1,573 @@
+"""`modelreg versions ...`: add, list, show, update, delete, stage, alias and compare versions.
+
+A version is named in any of three ways (VERSION_REF): `MODEL/VERSION`, `MODEL VERSION`
+(two arguments) or the resource name `models/MODEL/versions/VERSION`. VERSION is a number,
+an alias, or `latest`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import typer
+from google.protobuf import field_mask_pb2
+
+from modelregistry import client
+from modelregistry.cli import render
+from modelregistry.cli.common import (
+    JsonOption,
+    TargetOption,
+    TimeoutOption,
+    TokenOption,
+    compare_names,
+    emit,
+    history_parent,
+    model_ref,
+    out,
+    print_json,
+    session,
+    usage_error,
+    version_ref,
+)
+from modelregistry.cli.errors import EXIT_CODES_HELP
+from modelregistry.cli.parsing import (
+    merge_map,
+    parse_metrics,
+    parse_pairs,
+    parse_schema,
+    parse_stage,
+    version_update_mask,
+)
+from modelregistry.v1 import model_version_pb2 as mv
+from modelregistry.v1 import registry_service_pb2 as rs
+
+REF_HELP = "MODEL/VERSION, MODEL VERSION, or models/MODEL/versions/VERSION (number or alias)."
+
+app = typer.Typer(
+    name="versions",
+    help=(
+        "Add, list, show, update, delete, stage, alias and compare model versions. "
+        "A version is named as " + REF_HELP
+    ),
+    epilog=EXIT_CODES_HELP,
+    no_args_is_help=True,
+)
+alias_app = typer.Typer(
+    name="alias", help="Point aliases (e.g. champion) at versions.", no_args_is_help=True
+)
+app.add_typer(alias_app, name="alias")
+
+DEFAULT_TIMEOUT = client.DEFAULT_TIMEOUT_S
+
+RefArg = Annotated[list[str], typer.Argument(metavar="VERSION_REF", help=REF_HELP)]
+ModelArg = Annotated[str, typer.Argument(metavar="MODEL", help="`name` or `models/name`.")]
+KV = "KEY=VALUE"
+Description = Annotated[str | None, typer.Option(help="Free text.")]
+Params = Annotated[
+    list[str] | None, typer.Option("--param", "-p", metavar=KV, help="A parameter; repeat.")
+]
+Metrics = Annotated[
+    list[str] | None,
+    typer.Option("--metric", "-m", metavar="KEY=NUMBER", help="A metric (a number); repeat."),
+]
+Labels = Annotated[
+    list[str] | None, typer.Option("--label", "-l", metavar=KV, help="A label; repeat.")
+]
+RunId = Annotated[
+    str | None, typer.Option("--run-id", help="Experiment run id.", rich_help_panel="Lineage")
+]
+SourceUri = Annotated[
+    str | None,
+    typer.Option("--source-uri", help="Code repository URI.", rich_help_panel="Lineage"),
+]
+Commit = Annotated[
+    str | None, typer.Option("--commit", help="Commit id or tag.", rich_help_panel="Lineage")
+]
+EntryPoint = Annotated[
+    str | None,
+    typer.Option("--entry-point", help="Script or module that ran.", rich_help_panel="Lineage"),
+]
+DerivedFrom = Annotated[
+    str | None,
+    typer.Option(
+        "--derived-from",
+        metavar="MODEL/VERSION",
+        help="The version this one was derived from.",
+        rich_help_panel="Lineage",
+    ),
+]
+TrainingData = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--training-data",
+        metavar="NAME[=URI]",
+        help="A training data set; repeat.",
+        rich_help_panel="Lineage",
+    ),
+]
+EvaluationData = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--evaluation-data",
+        metavar="NAME[=URI]",
+        help="An evaluation data set; repeat.",
+        rich_help_panel="Lineage",
+    ),
+]
+SchemaHelp = 'JSON or a JSON file: [{"name": "x", "dtype": "float32", "shape": [-1, 3]}].'
+InputSchema = Annotated[
+    str | None,
+    typer.Option("--input-schema", metavar="FILE|JSON", help=SchemaHelp, show_default=False),
+]
+OutputSchema = Annotated[
+    str | None,
+    typer.Option("--output-schema", metavar="FILE|JSON", help=SchemaHelp, show_default=False),
+]
+EtagOption = Annotated[
+    str | None,
+    typer.Option("--etag", help="Fail with ABORTED unless the version still has this etag."),
+]
+FilterOption = Annotated[
+    str, typer.Option("--filter", help="AIP-160 filter, e.g. `stage = PRODUCTION`.")
+]
+OrderOption = Annotated[
+    str, typer.Option("--order-by", help="e.g. `metrics.accuracy desc`; default `version desc`.")
+]
+PageSizeOption = Annotated[int, typer.Option("--page-size", min=0, help="0 = server default.")]
+PageTokenOption = Annotated[
+    str, typer.Option("--page-token", help="Continue from a previous page.", show_default=False)
+]
+AllOption = Annotated[bool, typer.Option("--all", help="Follow next_page_token to the end.")]
+
+
+@dataclass(frozen=True)
+class LineageOptions:
+    run_id: str | None = None
+    source_uri: str | None = None
+    commit: str | None = None
+    entry_point: str | None = None
+    derived_from: str | None = None
+    training_data: list[str] | None = None
+    evaluation_data: list[str] | None = None
+
+    def given(self) -> bool:
+        return any(value is not None for value in vars(self).values())
+
+    def apply(self, lineage: mv.Lineage) -> None:
+        """Overlay the options given on `lineage`; options not given keep its values."""
+        if self.run_id is not None:
+            lineage.run_id = self.run_id
+        if self.source_uri is not None:
+            lineage.source.repository_uri = self.source_uri
+        if self.commit is not None:
+            lineage.source.commit = self.commit
+        if self.entry_point is not None:
+            lineage.source.entry_point = self.entry_point
+        if self.derived_from is not None:
+            lineage.derived_from = (
+                version_ref([self.derived_from], "--derived-from") if self.derived_from else ""
+            )
+        if self.training_data is not None:
+            del lineage.training_datasets[:]
+            lineage.training_datasets.extend(_datasets(self.training_data, "--training-data"))
+        if self.evaluation_data is not None:
+            del lineage.evaluation_datasets[:]
+            lineage.evaluation_datasets.extend(_datasets(self.evaluation_data, "--evaluation-data"))
+
+
+def _datasets(values: list[str], option: str) -> list[mv.DatasetReference]:
+    refs = []
+    for raw in values:
+        name, _, uri = raw.partition("=")
+        if not name:
+            raise usage_error(f"{raw!r} is not NAME[=URI]", option)
+        refs.append(mv.DatasetReference(name=name, uri=uri))
+    return refs
+
+
+@app.command("create")
+def create(
+    model: ModelArg,
+    description: Description = None,
+    param: Params = None,
+    metric: Metrics = None,
+    label: Labels = None,
+    run_id: RunId = None,
+    source_uri: SourceUri = None,
+    commit: Commit = None,
+    entry_point: EntryPoint = None,
+    derived_from: DerivedFrom = None,
+    training_data: TrainingData = None,
+    evaluation_data: EvaluationData = None,
+    input_schema: InputSchema = None,
+    output_schema: OutputSchema = None,
+    request_id: Annotated[
+        str, typer.Option("--request-id", help="Makes a retried create safe (a UUID).")
+    ] = "",
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Add a version to MODEL; the server allocates its number."""
+    version = mv.ModelVersion(
+        description=description or "",
+        parameters=parse_pairs(param, "--param"),
+        metrics=parse_metrics(metric),
+        labels=parse_pairs(label, "--label"),
+    )
+    LineageOptions(
+        run_id, source_uri, commit, entry_point, derived_from, training_data, evaluation_data
+    ).apply(version.lineage)
+    if input_schema is not None:
+        version.input_schema.CopyFrom(parse_schema(input_schema, "--input-schema"))
+    if output_schema is not None:
+        version.output_schema.CopyFrom(parse_schema(output_schema, "--output-schema"))
+    request = rs.CreateModelVersionRequest(
+        parent=model_ref(model), model_version=version, request_id=request_id
+    )
+    with session(target, timeout, token) as s:
+        created = s.call(s.stub.CreateModelVersion, request)
+    emit(created, json, lambda console: render.version_detail(console, created))
+
+
+@app.command("list")
+def list_(
+    model: Annotated[
+        str, typer.Argument(metavar="[MODEL]", help="Omit (or `-`) for every model's versions.")
+    ] = "-",
+    filter_: FilterOption = "",
+    order_by: OrderOption = "",
+    page_size: PageSizeOption = 0,
+    page_token: PageTokenOption = "",
+    all_: AllOption = False,
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """List versions of MODEL (newest first), one page or every page with --all."""
+    parent = model_ref(model)
+    merged = rs.ListModelVersionsResponse()
+    with session(target, timeout, token) as s:
+
+        def fetch(page: str) -> rs.ListModelVersionsResponse:
+            request = rs.ListModelVersionsRequest(
+                parent=parent,
+                filter=filter_,
+                order_by=order_by,
+                page_size=page_size,
+                page_token=page,
+            )
+            response: rs.ListModelVersionsResponse = s.call(s.stub.ListModelVersions, request)
+            return response
+
+        for response in client.pages(fetch, page_token):
+            merged.model_versions.extend(response.model_versions)
+            merged.next_page_token = response.next_page_token
+            if not all_:
+                break
+    emit(
+        merged,
+        json,
+        lambda c: render.version_list(c, merged.model_versions, merged.next_page_token),
+    )
+
+
+@app.command("get")
+def get(
+    ref: RefArg,
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Show a version (by number, alias or `latest`)."""
+    name = version_ref(ref)
+    with session(target, timeout, token) as s:
+        found = s.call(s.stub.GetModelVersion, rs.GetModelVersionRequest(name=name))
+    emit(found, json, lambda console: render.version_detail(console, found))
+
+
+@app.command("update")
+def update(
+    ref: RefArg,
+    description: Description = None,
+    param: Params = None,
+    metric: Metrics = None,
+    label: Labels = None,
+    remove_param: Annotated[
+        list[str] | None, typer.Option("--remove-param", metavar="KEY", help="Remove; repeat.")
+    ] = None,
+    remove_metric: Annotated[
+        list[str] | None, typer.Option("--remove-metric", metavar="KEY", help="Remove; repeat.")
+    ] = None,
+    remove_label: Annotated[
+        list[str] | None, typer.Option("--remove-label", metavar="KEY", help="Remove; repeat.")
+    ] = None,
+    run_id: RunId = None,
+    source_uri: SourceUri = None,
+    commit: Commit = None,
+    entry_point: EntryPoint = None,
+    derived_from: DerivedFrom = None,
+    training_data: TrainingData = None,
+    evaluation_data: EvaluationData = None,
+    input_schema: InputSchema = None,
+    output_schema: OutputSchema = None,
+    etag: EtagOption = None,
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Change a version's metadata; only the fields given are sent.
+
+    --param/--metric/--label set entries and keep the others (--remove-* drops them);
+    lineage options change only the lineage fields given; --training-data and
+    --evaluation-data replace those lists; schemas are replaced. The version is read first
+    and the update is conditional on that read's etag (or on --etag): a concurrent change
+    fails with ABORTED (exit 5) rather than being overwritten.
+    """
+    name = version_ref(ref)
+    params, metrics, labels = (
+        parse_pairs(param, "--param"),
+        parse_metrics(metric),
+        parse_pairs(label, "--label"),
+    )
+    lineage = LineageOptions(
+        run_id, source_uri, commit, entry_point, derived_from, training_data, evaluation_data
+    )
+    paths = version_update_mask(
+        description=description,
+        lineage_changed=lineage.given(),
+        parameters_changed=bool(params or remove_param),
+        metrics_changed=bool(metrics or remove_metric),
+        input_schema=input_schema is not None,
+        output_schema=output_schema is not None,
+        labels_changed=bool(labels or remove_label),
+    )
+    if not paths:
+        raise usage_error("nothing to update: give at least one field option (see --help)")
+    changed = mv.ModelVersion(description=description or "")
+    if input_schema is not None:
+        changed.input_schema.CopyFrom(parse_schema(input_schema, "--input-schema"))
+    if output_schema is not None:
+        changed.output_schema.CopyFrom(parse_schema(output_schema, "--output-schema"))
+    with session(target, timeout, token) as s:
+        current = s.call(s.stub.GetModelVersion, rs.GetModelVersionRequest(name=name))
+        # The canonical name: an alias moved between the read and the write must not
+        # redirect the update to another version.
+        changed.name = current.name
+        changed.etag = current.etag if etag is None else etag
+        changed.lineage.CopyFrom(current.lineage)
+        lineage.apply(changed.lineage)
+        changed.parameters.update(merge_map(current.parameters, params, remove_param or ()))
+        changed.metrics.update(merge_map(current.metrics, metrics, remove_metric or ()))
+        changed.labels.update(merge_map(current.labels, labels, remove_label or ()))
+        request = rs.UpdateModelVersionRequest(
+            model_version=changed, update_mask=field_mask_pb2.FieldMask(paths=paths)
+        )
+        updated = s.call(s.stub.UpdateModelVersion, request)
+    emit(updated, json, lambda console: render.version_detail(console, updated))
+
+
+@app.command("delete")
+def delete(
+    ref: RefArg,
+    etag: EtagOption = None,
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Delete a version and its aliases (not while it is in PRODUCTION)."""
+    name = version_ref(ref)
+    with session(target, timeout, token) as s:
+        empty = s.call(
+            s.stub.DeleteModelVersion, rs.DeleteModelVersionRequest(name=name, etag=etag or "")
+        )
+    if json:
+        print_json(empty)
+    else:
+        out().print(f"deleted {name}", markup=False)
+
+
+@app.command("stage")
+def stage(
+    args: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="VERSION_REF STAGE",
+            help="The version, then development, staging, production (prod) or archived.",
+        ),
+    ],
+    reason: Annotated[str, typer.Option(help="Why; kept in the history.")] = "",
+    archive_existing: Annotated[
+        bool,
+        typer.Option(
+            "--archive-existing", help="Archive the version now in PRODUCTION instead of failing."
+        ),
+    ] = False,
+    etag: EtagOption = None,
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Move a version to another stage, e.g. `modelreg versions stage llama 3 production`."""
+    if len(args) < 2:
+        raise usage_error("give the version and the stage, e.g. llama/3 production")
+    name, target_stage = version_ref(args[:-1]), parse_stage(args[-1])
+    request = rs.TransitionModelVersionStageRequest(
+        name=name,
+        stage=target_stage,
+        reason=reason,
+        archive_existing=archive_existing,
+        etag=etag or "",
+    )
+    with session(target, timeout, token) as s:
+        response = s.call(s.stub.TransitionModelVersionStage, request)
+    emit(response, json, lambda console: render.transition_result(console, response))
+
+
+@app.command("history")
+def history(
+    ref: Annotated[
+        list[str],
+        typer.Argument(metavar="MODEL | VERSION_REF", help="A version, or a model for all."),
+    ],
+    all_: AllOption = False,
+    page_size: PageSizeOption = 0,
+    page_token: PageTokenOption = "",
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Show the stage moves of a version (or of every version of a model), oldest first."""
+    parent = history_parent(ref)
+    merged = rs.ListStageTransitionsResponse()
+    with session(target, timeout, token) as s:
+
+        def fetch(page: str) -> rs.ListStageTransitionsResponse:
+            request = rs.ListStageTransitionsRequest(
+                parent=parent, page_size=page_size, page_token=page
+            )
+            response: rs.ListStageTransitionsResponse = s.call(s.stub.ListStageTransitions, request)
+            return response
+
+        for response in client.pages(fetch, page_token):
+            merged.stage_transitions.extend(response.stage_transitions)
+            merged.next_page_token = response.next_page_token
+            if not all_:
+                break
+    emit(
+        merged,
+        json,
+        lambda c: render.transitions(c, merged.stage_transitions, merged.next_page_token),
+    )
+
+
+@app.command("compare")
+def compare(
+    refs: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="VERSIONS...",
+            help="MODEL V1 V2 ... or MODEL/V1 OTHER/V2 ... (2 to 10; the first is the baseline).",
+        ),
+    ],
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Compare versions: metrics with deltas, differing parameters, schema and lineage."""
+    request = rs.CompareModelVersionsRequest(names=compare_names(refs))
+    with session(target, timeout, token) as s:
+        response = s.call(s.stub.CompareModelVersions, request)
+    emit(response, json, lambda console: render.comparison(console, response))
+
+
+@alias_app.command("set")
+def alias_set(
+    args: Annotated[
+        list[str],
+        typer.Argument(metavar="VERSION_REF ALIAS", help="The version, then the alias."),
+    ],
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Point ALIAS at a version, moving it from any other: `alias set llama 3 champion`."""
+    if len(args) < 2:
+        raise usage_error("give the version and the alias, e.g. llama/3 champion")
+    name, alias = version_ref(args[:-1]), args[-1]
+    with session(target, timeout, token) as s:
+        version = s.call(
+            s.stub.SetModelVersionAlias, rs.SetModelVersionAliasRequest(name=name, alias=alias)
+        )
+    emit(
+        version,
+        json,
+        lambda c: c.print(f"{alias} -> {client.short_version(version.name)}", markup=False),
+    )
+
+
+@alias_app.command("delete")
+def alias_delete(
+    model: ModelArg,
+    alias: Annotated[str, typer.Argument(help="The alias to remove.")],
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Remove ALIAS from MODEL."""
+    request = rs.DeleteModelVersionAliasRequest(model=model_ref(model), alias=alias)
+    with session(target, timeout, token) as s:
+        version = s.call(s.stub.DeleteModelVersionAlias, request)
+    emit(
+        version,
+        json,
+        lambda c: c.print(
+            f"removed {alias} (was {client.short_version(version.name)})", markup=False
+        ),
+    )
+
+
+@alias_app.command("history")
+def alias_history(
+    model: ModelArg,
+    all_: AllOption = False,
+    page_size: PageSizeOption = 0,
+    page_token: PageTokenOption = "",
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Show how MODEL's aliases moved, oldest first."""
+    parent = model_ref(model)
+    merged = rs.ListAliasChangesResponse()
+    with session(target, timeout, token) as s:
+
+        def fetch(page: str) -> rs.ListAliasChangesResponse:
+            request = rs.ListAliasChangesRequest(
+                parent=parent, page_size=page_size, page_token=page
+            )
+            response: rs.ListAliasChangesResponse = s.call(s.stub.ListAliasChanges, request)
+            return response
+
+        for response in client.pages(fetch, page_token):
+            merged.alias_changes.extend(response.alias_changes)
+            merged.next_page_token = response.next_page_token
+            if not all_:
+                break
+    emit(
+        merged,
+        json,
+        lambda c: render.alias_changes(c, merged.alias_changes, merged.next_page_token),
+    )
