@@ -33,26 +33,25 @@ class ModelService:
     async def create(
         self, ctx: CallContext, model_id: str, content: ModelContent, request_id: str | None
     ) -> Model:
-        async with self._db.transaction() as conn:
-            model = await models_store.insert_model(conn, model_id, content, request_id)
-            if model is not None:
+        try:
+            async with self._db.transaction() as conn:
+                model = await models_store.insert_model(conn, model_id, content, request_id)
                 await audit_store.insert_audit(
                     conn, ctx, "CreateModel", model_name(model_id), None, model_summary(model)
                 )
                 return model
-        return await self._replay(model_id, request_id)
+        except AlreadyExists:
+            earlier = await self._created_by(request_id)
+            if earlier is None or earlier.name != model_id:
+                raise
+            return earlier
 
-    async def _replay(self, model_id: str, request_id: str | None) -> Model:
-        assert request_id is not None
+    async def _created_by(self, request_id: str | None) -> Model | None:
+        """The model an earlier call with this request_id made (AIP-155), if any."""
+        if request_id is None:
+            return None
         async with self._db.connection() as conn:
-            earlier = await models_store.find_model_by_request_id(conn, request_id)
-        if earlier is None or earlier.name != model_id:
-            raise AlreadyExists(
-                f"request_id {request_id!r} was already used for another model; "
-                "use a fresh request_id for each new model",
-                reason="REQUEST_ID_REUSED",
-            )
-        return earlier
+            return await models_store.find_model_by_request_id(conn, request_id)
 
     async def get(self, model_id: str) -> Model:
         async with self._db.connection() as conn:

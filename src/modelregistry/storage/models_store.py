@@ -12,8 +12,7 @@ from modelregistry.storage.rows import MODEL_COLUMNS, model_from_row
 
 async def insert_model(
     conn: asyncpg.Connection, model_id: str, content: ModelContent, request_id: str | None
-) -> Model | None:
-    """Insert a model; None if `request_id` already created one (fetch it with the id)."""
+) -> Model:
     try:
         row = await conn.fetchrow(
             f"""INSERT INTO models AS m (name, description, owner, labels, request_id)
@@ -26,7 +25,11 @@ async def insert_model(
         )
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name == "models_request_id_key":
-            return None
+            raise AlreadyExists(
+                f"request_id {request_id!r} was already used to create another model; "
+                "use a fresh request_id for each new model",
+                reason="REQUEST_ID_REUSED",
+            ) from exc
         raise AlreadyExists(
             f"model {model_id!r} already exists; pick another id or update that model",
             reason="MODEL_EXISTS",
