@@ -109,14 +109,17 @@ async def _watch_database(
     """Report NOT_SERVING while PostgreSQL is unreachable, SERVING once it answers again."""
     current = None
     while True:
+        problem = ""
         try:
             await db.ping(deadline_s=max(interval, 1.0))
             status = health_pb2.HealthCheckResponse.SERVING
-        except Exception:  # any failure to answer means not serving; the loop must live on
+        except Exception as exc:  # any failure to answer means not serving; the loop lives on
             status = health_pb2.HealthCheckResponse.NOT_SERVING
+            problem = type(exc).__name__
         if status != current:
             await _set_health(servicer, status)
-            log.info("health", status=health_pb2.HealthCheckResponse.ServingStatus.Name(status))
+            name = health_pb2.HealthCheckResponse.ServingStatus.Name(status)
+            log.warning("health", status=name, cause=problem or None)
             current = status
         await asyncio.sleep(interval)
 

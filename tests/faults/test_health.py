@@ -40,7 +40,7 @@ async def test_health_tracks_postgres_without_a_restart(
     await registry.CreateModel(pb.CreateModelRequest(model_id="survivor"))
     await _wait_for_status(channel, SERVING)
 
-    await asyncio.to_thread(postgres.stop)
+    postgres.stop()  # from the main thread: children die with the thread that spawned them
     try:
         await _wait_for_status(channel, NOT_SERVING)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -48,7 +48,7 @@ async def test_health_tracks_postgres_without_a_restart(
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
         assert "asyncpg" not in (caught.value.details() or "")
     finally:
-        await asyncio.to_thread(postgres.start)
+        postgres.start()
 
     await _wait_for_status(channel, SERVING)
     model = await registry.GetModel(pb.GetModelRequest(name="models/survivor"))

@@ -76,8 +76,8 @@ class Database:
             yield conn
 
     async def ping(self, deadline_s: float) -> None:
-        async with translate_errors(), self._pool.acquire(deadline_s=deadline_s) as conn:
-            await conn.fetchval("SELECT 1", deadline_s=deadline_s)
+        async with translate_errors(), self._pool.acquire(timeout=deadline_s) as conn:
+            await conn.fetchval("SELECT 1", timeout=deadline_s)
 
 
 @asynccontextmanager

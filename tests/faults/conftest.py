@@ -1,0 +1,3 @@
+from support.server import channel, registry, registry_target
+
+__all__ = ["channel", "registry", "registry_target"]

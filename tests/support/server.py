@@ -1,0 +1,51 @@
+"""Fixtures: a real server on a fresh database per test, reached through the generated client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+
+from modelregistry.config import Settings
+from modelregistry.server import GRPC_OPTIONS, serve
+from modelregistry.v1 import registry_service_pb2_grpc
+
+
+@pytest.fixture
+async def registry_target(migrated_database_url: str) -> AsyncIterator[str]:
+    """host:port of a server running in this process on a fresh, migrated database."""
+    settings = Settings(
+        listen="127.0.0.1:0",
+        database_url=migrated_database_url,
+        migrate_on_start=False,
+        shutdown_grace_s=1.0,
+        health_interval_s=0.2,
+        log_level="warning",
+        log_format="json",
+    )
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(settings, on_ready=ready.set_result, stop=stop))
+    done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()  # startup failed: raise its error here
+    try:
+        yield ready.result()
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@pytest.fixture
+async def channel(registry_target: str) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(registry_target, options=GRPC_OPTIONS) as chan:
+        yield chan
+
+
+@pytest.fixture
+def registry(channel: grpc.aio.Channel) -> registry_service_pb2_grpc.RegistryServiceStub:
+    return registry_service_pb2_grpc.RegistryServiceStub(channel)
