@@ -8,6 +8,7 @@ import time
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from support.stores import StoreEndpoints
 
 from modelregistry.v1 import registry_service_pb2 as pb
 from modelregistry.v1.registry_service_pb2_grpc import RegistryServiceStub
@@ -32,9 +33,9 @@ async def _wait_for_status(channel: grpc.aio.Channel, wanted: int, within_s: flo
 
 
 async def test_health_tracks_postgres_without_a_restart(
-    store_endpoints: object, channel: grpc.aio.Channel, registry: RegistryServiceStub
+    store_endpoints: StoreEndpoints, channel: grpc.aio.Channel, registry: RegistryServiceStub
 ) -> None:
-    postgres = getattr(store_endpoints, "postgres", None)
+    postgres = store_endpoints.postgres
     if postgres is None:
         pytest.skip("PostgreSQL is external (MODELREG_TEST_DATABASE_URL): cannot stop it")
     await registry.CreateModel(pb.CreateModelRequest(model_id="survivor"))

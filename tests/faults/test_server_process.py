@@ -1,0 +1,118 @@
+"""`modelreg serve` as users run it: its own process, configured by env, stopped by signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from modelregistry.v1 import registry_service_pb2 as pb
+from modelregistry.v1.registry_service_pb2_grpc import RegistryServiceStub
+
+MODELREG = str(Path(sys.executable).with_name("modelreg"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _serve(database_url: str, port: int, **extra: str) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "MODELREG_DATABASE_URL": database_url,
+        "MODELREG_LISTEN": f"127.0.0.1:{port}",
+        "MODELREG_LOG_FORMAT": "json",
+        **extra,
+    }
+    return subprocess.Popen(
+        [MODELREG, "serve"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+
+
+def _wait_serving(target: str, within_s: float = 30.0) -> None:
+    deadline = time.monotonic() + within_s
+    with grpc.insecure_channel(target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                status = health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                if status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.1)
+    raise AssertionError(f"{target} did not become SERVING")
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_serve_logs_each_call_and_stops_cleanly_on_signal(
+    migrated_database_url: str, stop_signal: signal.Signals
+) -> None:
+    port = _free_port()
+    server = _serve(migrated_database_url, port)
+    try:
+        _wait_serving(f"127.0.0.1:{port}")
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            registry = RegistryServiceStub(channel)
+            registry.CreateModel(
+                pb.CreateModelRequest(model_id="logged"),
+                metadata=[("x-request-id", "req-123")],
+            )
+            with pytest.raises(grpc.RpcError):
+                registry.GetModel(pb.GetModelRequest(name="models/absent"))
+        server.send_signal(stop_signal)
+        _, stderr = server.communicate(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert server.returncode == 0
+    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    calls = [line for line in lines if line.get("event") == "rpc"]
+    created = next(c for c in calls if c["method"].endswith("/CreateModel"))
+    assert created["request_id"] == "req-123"
+    assert created["code"] == "OK"
+    assert created["principal"]
+    assert created["duration_ms"] >= 0
+    missing = next(c for c in calls if c["method"].endswith("/GetModel"))
+    assert missing["code"] == "NOT_FOUND"
+    assert any(line.get("event") == "shutting down" for line in lines)
+
+
+def test_serve_refuses_bad_config_with_one_line(migrated_database_url: str) -> None:
+    result = subprocess.run(
+        [MODELREG, "serve"],
+        env={
+            **os.environ,
+            "MODELREG_DATABASE_URL": migrated_database_url,
+            "MODELREG_DATABASE_POOL_MAX": "lots",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "MODELREG_DATABASE_POOL_MAX" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_without_database_url_says_what_to_set() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELREG_")}
+    result = subprocess.run(
+        [MODELREG, "serve"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 2
+    assert "MODELREG_DATABASE_URL" in result.stderr
+    assert "Traceback" not in result.stderr
