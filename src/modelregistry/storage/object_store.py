@@ -1,0 +1,151 @@
+"""The S3 object store, over the (synchronous) minio SDK.
+
+minio blocks, so every call made from async code goes through a small bounded thread pool
+(`*_async` methods): the event loop never waits on the network. Failures leave this module as
+domain errors whose messages name the endpoint and bucket, never a credential.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
+
+import urllib3
+from minio import Minio
+from minio.error import MinioException, S3Error
+
+from modelregistry.domain.errors import Unavailable
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+# Part uploads are bound by the store, not by threads (PERF-NOTES: 2-3 threads suffice).
+DEFAULT_MAX_WORKERS = 3
+# S3 error codes that mean "someone already made this bucket", which is what we wanted.
+_BUCKET_ALREADY_THERE = {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}
+
+
+_SDK_FAILURES = (MinioException, urllib3.exceptions.HTTPError, OSError)
+
+
+class ObjectStore:
+    """One bucket on one S3 endpoint."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        access_key: str,
+        secret_key: str,
+        bucket: str,
+        *,
+        secure: bool = False,
+        region: str = "us-east-1",
+        max_workers: int = DEFAULT_MAX_WORKERS,
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 60.0,
+        retries: int = 3,
+    ) -> None:
+        self.endpoint = endpoint
+        self.bucket = bucket
+        self.secure = secure
+        self._client = Minio(
+            endpoint,
+            access_key=access_key,
+            secret_key=secret_key,
+            secure=secure,
+            region=region,
+            http_client=_http_pool(max_workers, connect_timeout_s, read_timeout_s, retries),
+        )
+        self._executor = ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix="object-store"
+        )
+
+    def __repr__(self) -> str:
+        return f"ObjectStore(endpoint={self.endpoint!r}, bucket={self.bucket!r})"
+
+    # -- synchronous API (for startup code and worker threads) --------------------------------
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket unless it exists; a concurrent creator is not an error."""
+        with self._translated_errors("create the bucket"):
+            if self._client.bucket_exists(self.bucket):
+                return
+            try:
+                self._client.make_bucket(self.bucket)
+            except S3Error as error:
+                if error.code not in _BUCKET_ALREADY_THERE:
+                    raise
+
+    def ping(self) -> None:
+        """Raise Unavailable unless the store answers and the bucket exists.
+
+        An authenticated request, so bad credentials fail here rather than on first upload.
+        """
+        with self._translated_errors("reach the bucket"):
+            exists = self._client.bucket_exists(self.bucket)
+        if not exists:
+            raise Unavailable(
+                message=f"S3 bucket {self.bucket!r} does not exist at {self.endpoint}",
+                metadata={"endpoint": self.endpoint, "bucket": self.bucket},
+            )
+
+    # -- asynchronous API ------------------------------------------------------------------
+
+    async def ensure_bucket_async(self) -> None:
+        await self.run_blocking(self.ensure_bucket)
+
+    async def ping_async(self) -> None:
+        await self.run_blocking(self.ping)
+
+    async def run_blocking(
+        self, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
+    ) -> _T:
+        """Run a blocking call on this store's bounded pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, functools.partial(function, *args, **kwargs)
+        )
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    # -- internals -------------------------------------------------------------------------
+
+    @property
+    def client(self) -> Minio:
+        """The SDK client, for code inside storage/ only."""
+        return self._client
+
+    @contextlib.contextmanager
+    def _translated_errors(self, action: str) -> Iterator[None]:
+        """Turn SDK failures into Unavailable with a message safe to show anyone."""
+        try:
+            yield
+        except _SDK_FAILURES as exc:
+            detail = exc.code if isinstance(exc, S3Error) else type(exc).__name__
+            raise Unavailable(
+                message=(
+                    f"could not {action} {self.bucket!r} at S3 endpoint {self.endpoint}: {detail}"
+                ),
+                metadata={"endpoint": self.endpoint, "bucket": self.bucket},
+            ) from exc
+
+
+def _http_pool(
+    max_workers: int, connect_timeout_s: float, read_timeout_s: float, retries: int
+) -> urllib3.PoolManager:
+    # minio's default pool waits 5 minutes to connect and retries 5 times: far too long for
+    # a health probe to notice that the store is down.
+    return urllib3.PoolManager(
+        maxsize=max_workers + 2,
+        timeout=urllib3.Timeout(connect=connect_timeout_s, read=read_timeout_s),
+        retries=urllib3.Retry(
+            total=retries,
+            backoff_factor=0.2,
+            status_forcelist=[500, 502, 503, 504],
+        ),
+    )
