@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -60,8 +61,8 @@ def _wait_serving(target: str, within_s: float = 30.0) -> None:
 def test_serve_logs_each_call_and_stops_cleanly_on_signal(
     migrated_database_url: str, stop_signal: signal.Signals
 ) -> None:
-    port = _free_port()
-    server = _serve(migrated_database_url, port)
+    port, metrics_port = _free_port(), _free_port()
+    server = _serve(migrated_database_url, port, MODELREG_METRICS_PORT=str(metrics_port))
     try:
         _wait_serving(f"127.0.0.1:{port}")
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -72,6 +73,8 @@ def test_serve_logs_each_call_and_stops_cleanly_on_signal(
             )
             with pytest.raises(grpc.RpcError):
                 registry.GetModel(pb.GetModelRequest(name="models/absent"))
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as r:
+            metrics = r.read().decode()
         server.send_signal(stop_signal)
         _, stderr = server.communicate(timeout=30)
     finally:
@@ -88,6 +91,8 @@ def test_serve_logs_each_call_and_stops_cleanly_on_signal(
     missing = next(c for c in calls if c["method"].endswith("/GetModel"))
     assert missing["code"] == "NOT_FOUND"
     assert any(line.get("event") == "shutting down" for line in lines)
+    assert 'code="NOT_FOUND",method="/modelregistry.v1.RegistryService/GetModel"' in metrics
+    assert "modelreg_rpc_seconds_bucket" in metrics
 
 
 def test_serve_refuses_bad_config_with_one_line(migrated_database_url: str) -> None:
