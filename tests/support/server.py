@@ -1,4 +1,4 @@
-"""Fixtures: a real server on a fresh database per test, reached through the generated client."""
+"""A real server on a fresh database per test, reached through the generated client."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from modelregistry.server import GRPC_OPTIONS, serve
 from modelregistry.v1 import registry_service_pb2_grpc
 
 
-@pytest.fixture
-async def registry_target(migrated_database_url: str) -> AsyncIterator[str]:
-    """host:port of a server running in this process on a fresh, migrated database."""
+@contextlib.asynccontextmanager
+async def running_server(database_url: str) -> AsyncIterator[str]:
+    """Serve a migrated database in this process; yields host:port."""
     settings = Settings(
         listen="127.0.0.1:0",
-        database_url=migrated_database_url,
+        database_url=database_url,
         migrate_on_start=False,
         shutdown_grace_s=1.0,
         health_interval_s=0.2,
@@ -38,6 +38,13 @@ async def registry_target(migrated_database_url: str) -> AsyncIterator[str]:
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+@pytest.fixture
+async def registry_target(migrated_database_url: str) -> AsyncIterator[str]:
+    """host:port of a server running in this process on a fresh, migrated database."""
+    async with running_server(migrated_database_url) as target:
+        yield target
 
 
 @pytest.fixture

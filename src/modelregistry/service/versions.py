@@ -103,7 +103,7 @@ class VersionService:
                     f"{current.name} is in PRODUCTION; move it to ARCHIVED before deleting it",
                     reason="VERSION_IN_PRODUCTION",
                 )
-            await versions_store.delete_version(conn, current.id)
+            await versions_store.delete_version(conn, ctx, current)
             await audit_store.insert_audit(
                 conn, ctx, "DeleteModelVersion", current.name, version_summary(current), None
             )

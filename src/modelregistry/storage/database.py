@@ -32,6 +32,14 @@ Connection = asyncpg.Connection
 _CONFLICT = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
 
 
+async def _keep_session_state(conn: asyncpg.Connection) -> None:
+    """Skip asyncpg's per-release RESET ALL/UNLISTEN round trip.
+
+    Our connections hold no session state (no SET, LISTEN or advisory locks; migrations use
+    their own connection), and asyncpg still rolls back any open transaction on release.
+    """
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for type_name in ("jsonb", "json"):
         await conn.set_type_codec(
@@ -53,6 +61,7 @@ class Database:
                 min_size=min_size,
                 max_size=max_size,
                 init=_init_connection,
+                reset=_keep_session_state,
                 command_timeout=30,
                 # Keep statement caching: every hot query is a fixed text with parameters.
                 max_inactive_connection_lifetime=300,

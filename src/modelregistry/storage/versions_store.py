@@ -129,8 +129,16 @@ async def update_version_content(
     return await get_version_by_id(conn, row_id)
 
 
-async def delete_version(conn: asyncpg.Connection, row_id: int) -> None:
-    await conn.execute("DELETE FROM model_versions WHERE id = $1", row_id)
+async def delete_version(conn: asyncpg.Connection, ctx: CallContext, version: ModelVersion) -> None:
+    """Delete the version; its aliases go with it, and their history says so."""
+    await conn.execute(
+        """INSERT INTO alias_changes (model_id, alias, from_version, to_version, principal)
+           SELECT a.model_id, a.alias, $2, NULL, $3 FROM model_aliases a WHERE a.version_id = $1""",
+        version.id,
+        version.version,
+        ctx.principal,
+    )
+    await conn.execute("DELETE FROM model_versions WHERE id = $1", version.id)
 
 
 async def lock_model_row(conn: asyncpg.Connection, model_id: str) -> int | None:
@@ -153,20 +161,22 @@ async def production_holder(conn: asyncpg.Connection, model_row_id: int) -> Mode
 async def move_stage(
     conn: asyncpg.Connection, ctx: CallContext, version: ModelVersion, target: Stage, reason: str
 ) -> ModelVersion:
-    await conn.execute(
-        """WITH moved AS (
+    row = await conn.fetchrow(
+        f"""WITH v AS (
                UPDATE model_versions SET stage = $2, revision = revision + 1, update_time = now()
-               WHERE id = $1
+               WHERE id = $1 RETURNING *
+           ), recorded AS (
+               INSERT INTO stage_transitions (version_id, from_stage, to_stage, reason, principal)
+               VALUES ($1, $3, $2, $4, $5)
            )
-           INSERT INTO stage_transitions (version_id, from_stage, to_stage, reason, principal)
-           VALUES ($1, $3, $2, $4, $5)""",
+           SELECT {VERSION_COLUMNS} FROM v JOIN models m ON m.id = v.model_id""",
         version.id,
         target.value,
         version.stage.value,
         reason,
         ctx.principal,
     )
-    return await get_version_by_id(conn, version.id)
+    return version_from_row(row)
 
 
 async def set_alias(

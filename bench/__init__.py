@@ -1,0 +1,1 @@
+"""Benchmarks of the registry: `make bench` runs `python -m bench.registry_bench`."""

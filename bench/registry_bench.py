@@ -1,0 +1,347 @@
+"""Unary-call benchmark of the registry: `make bench` (`python -m bench.registry_bench`).
+
+What it does, in order:
+
+1. starts the embedded PostgreSQL (durable defaults) in a temporary directory on a free port
+   below 32768, never the system one on 5432;
+2. starts `modelreg serve` as its own process (log level warning) on another such port, so
+   that its CPU time and RSS can be read with psutil, and waits for gRPC health SERVING;
+3. seeds a model with a few hundred versions carrying metrics (see bench.workloads);
+4. warms every call up, lets the server idle and reads its RSS;
+5. measures GetModelVersion, CreateModelVersion, ListModelVersions and
+   TransitionModelVersionStage at 1 and at 8 concurrent clients, each for a fixed window after
+   a short warm-up: ops/s, p50/p99 latency, and CPU per op of the server (and, to see where a
+   shared machine's cores go, of this client process and of PostgreSQL).
+
+The clients are coroutines of this process on one grpc.aio channel (uvloop, as the server),
+with the server's channel options: a second process, as PERF-NOTES measured. On a 2-core
+machine the client's own CPU competes with the server's; `client_cpu_ms_per_op` shows how much.
+
+One JSON object goes to stdout, progress to stderr. Targets are reported, never asserted.
+Every child and the temporary directory are removed on exit, also on Ctrl-C, SIGTERM or error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import grpc
+import psutil
+import uvloop
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bench import processes
+from bench.report import Sample, cell, check_targets
+from bench.workloads import LIST_FILTER, LIST_PAGE_SIZE, Op, SeedPlan, Workloads, seed
+from modelregistry.server import GRPC_OPTIONS
+from modelregistry.v1 import registry_service_pb2_grpc
+from modelregistry.v1.registry_service_pb2 import ListModelsRequest
+
+CONCURRENCY = {"c1": 1, "c8": 8}
+_READY_TIMEOUT_S = 60.0
+_IDLE_BEFORE_RSS_S = 2.0
+# How long health may say NOT_SERVING while the registry itself answers.
+_HEALTH_GRACE_S = 5.0
+
+
+@dataclass(frozen=True)
+class Options:
+    warmup_s: float
+    duration_s: float
+    versions: int
+
+
+@dataclass(frozen=True)
+class Meters:
+    """The processes whose CPU time a measurement reads."""
+
+    server: psutil.Process
+    client: psutil.Process
+    postgres: psutil.Process
+
+    def read(self) -> tuple[float, float, float]:
+        return (
+            processes.cpu_seconds(self.server),
+            processes.cpu_seconds(self.client),
+            processes.tree_cpu_seconds(self.postgres),
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = _parse_args(argv)
+    stack = contextlib.ExitStack()
+    try:
+        with _termination_raises():
+            report = _run(stack, options)
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 130
+    finally:
+        _say("stopping the server and PostgreSQL, removing the temporary directory ...")
+        with _termination_ignored():
+            stack.close()
+    json.dump(report, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _parse_args(argv: Sequence[str] | None) -> Options:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.registry_bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds before each window")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds measured per cell")
+    parser.add_argument("--versions", type=int, default=300, help="versions of the listed model")
+    args = parser.parse_args(argv)
+    if args.versions < 2 * LIST_PAGE_SIZE:
+        parser.error(f"--versions must be at least {2 * LIST_PAGE_SIZE} for full pages")
+    return Options(warmup_s=args.warmup, duration_s=args.duration, versions=args.versions)
+
+
+def _run(stack: contextlib.ExitStack, options: Options) -> dict[str, Any]:
+    workdir = processes.temp_dir(stack)
+    postgres_port = processes.free_port()
+    server_port = processes.free_port(exclude={postgres_port})
+    _say(f"starting the embedded PostgreSQL on 127.0.0.1:{postgres_port} in {workdir} ...")
+    postgres = processes.start_postgres(stack, workdir / "postgres", postgres_port)
+    if postgres.pid is None:
+        raise RuntimeError("PostgreSQL did not start")
+    listen = f"127.0.0.1:{server_port}"
+    log_path = workdir / "server.log"
+    _say(f"starting `modelreg serve` on {listen} (log level warning) ...")
+    server = processes.start_server(stack, log_path, listen, postgres.dsn)
+    meters = Meters(
+        server=psutil.Process(server.pid),
+        client=psutil.Process(os.getpid()),
+        postgres=psutil.Process(postgres.pid),
+    )
+    try:
+        report = uvloop.run(_drive(listen, server, meters, options))
+    except Exception:
+        _say(f"server log ({log_path}), last lines:\n{processes.server_log_tail(log_path)}")
+        raise
+    report["setup"] = _setup(options, postgres.port)
+    return report
+
+
+async def _drive(
+    target: str, server: subprocess.Popen[bytes], meters: Meters, options: Options
+) -> dict[str, Any]:
+    async with grpc.aio.insecure_channel(target, options=GRPC_OPTIONS) as channel:
+        health_warning = await _wait_serving(channel, server)
+        stub = registry_service_pb2_grpc.RegistryServiceStub(channel)
+        plan = SeedPlan(versions=options.versions, max_workers=max(CONCURRENCY.values()))
+        _say(f"seeding {plan.versions} versions with metrics ...")
+        started = time.monotonic()
+        await seed(stub, plan)
+        _say(f"seeded in {time.monotonic() - started:.1f} s; warming up every call ...")
+        ops = Workloads(stub, plan).ops()
+        for op in ops.values():
+            await _measure(op, max(CONCURRENCY.values()), options.warmup_s, 0.0, meters)
+        await asyncio.sleep(_IDLE_BEFORE_RSS_S)
+        idle_rss = processes.rss_mib(meters.server)
+        _say(f"server idle RSS {idle_rss} MiB")
+        results: dict[str, dict[str, Any]] = {}
+        for name, op in ops.items():
+            results[name] = {}
+            for label, concurrency in CONCURRENCY.items():
+                sample = await _measure(
+                    op, concurrency, options.warmup_s, options.duration_s, meters
+                )
+                results[name][label] = cell(sample)
+                _say(f"{name} {label}: {json.dumps(results[name][label])}")
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited with code {server.returncode} during the run")
+        report: dict[str, Any] = {
+            "registry": results,
+            "server_rss_mib": idle_rss,
+            "server_rss_mib_after_run": processes.rss_mib(meters.server),
+        }
+        report["targets"] = check_targets(report)
+        if health_warning:
+            report["warnings"] = [health_warning]
+        return report
+
+
+async def _wait_serving(channel: grpc.aio.Channel, server: subprocess.Popen[bytes]) -> str | None:
+    """Wait for health SERVING; return a warning if the server answers calls but never says so.
+
+    A server whose health check stays NOT_SERVING while RegistryService answers has a broken
+    health probe, not a broken registry: the run goes on and the report says so.
+    """
+    health = health_pb2_grpc.HealthStub(channel)
+    registry = registry_service_pb2_grpc.RegistryServiceStub(channel)
+    deadline = time.monotonic() + _READY_TIMEOUT_S
+    answered_at: float | None = None
+    while True:
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited with code {server.returncode} during start")
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            response = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+            if response.status == health_pb2.HealthCheckResponse.SERVING:
+                return None
+            answered_at = answered_at or time.monotonic()
+            status = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+            if time.monotonic() - answered_at > _HEALTH_GRACE_S:
+                await registry.ListModels(ListModelsRequest(page_size=1), timeout=5.0)
+                warning = (
+                    f"health stayed {status} for {_HEALTH_GRACE_S:g} s although "
+                    "RegistryService answers; benchmarked anyway (see the server log)"
+                )
+                _say(f"WARNING: {warning}")
+                return warning
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server was not SERVING after {_READY_TIMEOUT_S:.0f} s")
+        await asyncio.sleep(0.1)
+
+
+class _Window:
+    """Shared by the workers of one measurement: when to record, when to stop."""
+
+    def __init__(self) -> None:
+        self.start_ns: int | None = None
+        self.end_ns: int | None = None
+        self.stop = False
+        self.errors = 0
+        self.first_error: str | None = None
+
+
+async def _measure(
+    op: Op, concurrency: int, warmup_s: float, duration_s: float, meters: Meters
+) -> Sample:
+    """Run `concurrency` workers: warm-up, then a window of duration_s that is measured.
+
+    A call counts if it completes inside the window; its latency is client-observed.
+    """
+    window = _Window()
+    latencies: list[int] = []
+
+    async def worker(index: int) -> None:
+        while not window.stop:
+            began = time.perf_counter_ns()
+            try:
+                await op(index)
+            except (grpc.aio.AioRpcError, AssertionError) as error:
+                ended = time.perf_counter_ns()
+                if _inside(window, ended):
+                    window.errors += 1
+                    window.first_error = window.first_error or _describe(error)
+                await asyncio.sleep(0.01)  # an error loop must not spin
+                continue
+            ended = time.perf_counter_ns()
+            if _inside(window, ended):
+                latencies.append(ended - began)
+
+    tasks = [asyncio.create_task(worker(i)) for i in range(concurrency)]
+    try:
+        await asyncio.sleep(warmup_s)
+        before = meters.read()
+        window.start_ns = time.perf_counter_ns()
+        await asyncio.sleep(duration_s)
+        window.end_ns = time.perf_counter_ns()
+        after = meters.read()
+        window.stop = True
+        await asyncio.gather(*tasks)
+    finally:
+        window.stop = True
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    if window.first_error:
+        _say(f"  {window.errors} errors, first: {window.first_error}")
+    return Sample(
+        latencies_ns=latencies,
+        errors=window.errors,
+        window_s=(window.end_ns - window.start_ns) / 1e9,
+        server_cpu_s=after[0] - before[0],
+        client_cpu_s=after[1] - before[1],
+        postgres_cpu_s=after[2] - before[2],
+    )
+
+
+def _inside(window: _Window, at_ns: int) -> bool:
+    return (
+        window.start_ns is not None
+        and window.start_ns <= at_ns
+        and (window.end_ns is None or at_ns <= window.end_ns)
+    )
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, grpc.aio.AioRpcError):
+        return f"{error.code().name}: {error.details()}"
+    return str(error)
+
+
+def _setup(options: Options, postgres_port: int) -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "server": " ".join(processes.server_argv()),
+        "server_log_level": "warning",
+        "server_event_loop": "uvloop",
+        "database": f"embedded PostgreSQL on 127.0.0.1:{postgres_port}, durable defaults "
+        "(fsync on, synchronous_commit on); server pool defaults",
+        "clients": "one process apart from the server: N coroutines on one grpc.aio channel "
+        "(uvloop, modelregistry.server.GRPC_OPTIONS); c1 = 1, c8 = 8",
+        "window": f"{options.warmup_s:g} s warm-up, then {options.duration_s:g} s measured, "
+        "per cell; latency is client-observed, nearest-rank percentiles",
+        "server_rss_mib": f"after seeding, a warm-up of every call and {_IDLE_BEFORE_RSS_S:g} s "
+        "idle",
+        "GetModelVersion": f"random version of {options.versions}",
+        "CreateModelVersion": "all clients on one model (shared version counter), "
+        "fresh request_id each, 5 parameters, 4 metrics, 2 labels, lineage",
+        "ListModelVersions": f"first page, page_size {LIST_PAGE_SIZE}, filter "
+        f"'{LIST_FILTER}' (about half of {options.versions} match)",
+        "TransitionModelVersionStage": "each client owns 4 versions of a separate model and "
+        "moves them STAGING <-> ARCHIVED (the first move is DEVELOPMENT -> STAGING)",
+    }
+
+
+@contextlib.contextmanager
+def _termination_raises() -> Iterator[None]:
+    """Make SIGTERM and SIGHUP unwind like Ctrl-C, so that the ExitStack stops the children."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _termination_ignored() -> Iterator[None]:
+    """A second Ctrl-C while the children stop would abandon them half-way."""
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""The numbers `make bench` prints: percentiles, a result cell, and the targets check."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+_REPORT_PATH = Path(__file__).resolve().parents[2] / "bench" / "report.py"
+
+
+def _load_report() -> ModuleType:
+    # bench/ is not an installed package, and pytest does not put the repository root on
+    # sys.path: load the module from its file.
+    spec = importlib.util.spec_from_file_location("bench_report_under_test", _REPORT_PATH)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being defined
+    spec.loader.exec_module(module)
+    return module
+
+
+report = _load_report()
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = list(range(1, 101))  # 1..100, shuffled order must not matter
+    values.reverse()
+    assert report.percentile(values, 50) == 50
+    assert report.percentile(values, 99) == 99
+    assert report.percentile(values, 100) == 100
+    assert report.percentile(values, 0) == 1
+
+
+def test_percentile_never_invents_a_value() -> None:
+    assert report.percentile([1.0, 10.0], 50) == 1.0
+    assert report.percentile([1.0, 10.0], 51) == 10.0
+    assert report.percentile([7.0], 99) == 7.0
+
+
+@pytest.mark.parametrize("p", [-1, 100.5])
+def test_percentile_refuses_out_of_range(p: float) -> None:
+    with pytest.raises(ValueError, match=r"not in 0\.\.100"):
+        report.percentile([1.0], p)
+
+
+def test_percentile_of_nothing_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no values"):
+        report.percentile([], 50)
+
+
+def test_cell_converts_to_per_second_and_milliseconds() -> None:
+    sample = report.Sample(
+        latencies_ns=[1_000_000] * 99 + [5_000_000],
+        errors=0,
+        window_s=2.0,
+        server_cpu_s=0.1,
+        client_cpu_s=0.05,
+        postgres_cpu_s=0.02,
+    )
+    result = report.cell(sample)
+    assert result["ops_s"] == 50.0
+    assert result["p50_ms"] == 1.0
+    assert result["p99_ms"] == 1.0
+    assert result["server_cpu_ms_per_op"] == 1.0
+    assert result["client_cpu_ms_per_op"] == 0.5
+    assert result["postgres_cpu_ms_per_op"] == 0.2
+
+
+def test_cell_without_calls_reports_zero_rate_and_the_errors() -> None:
+    sample = report.Sample(
+        latencies_ns=[], errors=3, window_s=1.0, server_cpu_s=0, client_cpu_s=0, postgres_cpu_s=0
+    )
+    assert report.cell(sample) == {"ops_s": 0.0, "errors": 3}
+
+
+def _report(get_c8: float, get_p50: float, create_c8: float, rss: float) -> dict[str, object]:
+    return {
+        "registry": {
+            "GetModelVersion": {"c1": {"p50_ms": get_p50}, "c8": {"ops_s": get_c8}},
+            "CreateModelVersion": {"c8": {"ops_s": create_c8}},
+        },
+        "server_rss_mib": rss,
+    }
+
+
+def test_targets_are_met_at_their_bounds() -> None:
+    checked = report.check_targets(_report(1000, 1.5, 400, 150))
+    assert all(entry["met"] for entry in checked.values())
+    assert checked["GetModelVersion ops/s at 8 clients"]["target"] == ">= 1000"
+
+
+def test_targets_missed_are_flagged_not_raised() -> None:
+    checked = report.check_targets(_report(999.9, 1.6, 500, 151))
+    assert {name: entry["met"] for name, entry in checked.items()} == {
+        "GetModelVersion ops/s at 8 clients": False,
+        "GetModelVersion p50 ms at 1 client": False,
+        "CreateModelVersion ops/s at 8 clients": True,
+        "server idle RSS MiB": False,
+    }
+
+
+def test_a_missing_measurement_counts_as_missed() -> None:
+    checked = report.check_targets({"registry": {}})
+    assert not any(entry["met"] for entry in checked.values())
+    assert all(entry["actual"] is None for entry in checked.values())
