@@ -79,7 +79,9 @@ async def test_concurrent_promotions_leave_exactly_one_in_production(
         assert stages.count(model_version_pb2.STAGE_DEVELOPMENT) == 19
 
 
-async def test_concurrent_updates_with_the_same_etag_one_wins(registry: RegistryServiceStub) -> None:
+async def test_concurrent_updates_with_the_same_etag_one_wins(
+    registry: RegistryServiceStub,
+) -> None:
     model = await _model(registry)
     version = await _version(registry, model.name)
 

@@ -77,7 +77,9 @@ async def _keep_inserting(registry: RegistryServiceStub, parent: str) -> None:
         await asyncio.sleep(0.001)
 
 
-async def test_page_token_used_with_another_filter_is_refused(registry: RegistryServiceStub) -> None:
+async def test_page_token_used_with_another_filter_is_refused(
+    registry: RegistryServiceStub,
+) -> None:
     model = await registry.CreateModel(pb.CreateModelRequest(model_id="llama"))
     for _ in range(3):
         await registry.CreateModelVersion(pb.CreateModelVersionRequest(parent=model.name))
@@ -89,7 +91,10 @@ async def test_page_token_used_with_another_filter_is_refused(registry: Registry
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await registry.ListModelVersions(
             pb.ListModelVersionsRequest(
-                parent=model.name, page_size=1, filter="version > 1", page_token=first.next_page_token
+                parent=model.name,
+                page_size=1,
+                filter="version > 1",
+                page_token=first.next_page_token,
             )
         )
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
