@@ -156,7 +156,7 @@ class KeysetOrder:
     def order_by(self) -> str:
         """The ORDER BY list (without the keywords)."""
         return ", ".join(
-            f"{c.sql} {'DESC' if c.descending else 'ASC'}"
+            f"{c.sql} {'DESC' if c.descending else 'ASC'}{' NULLS LAST' if c.nullable else ''}"
             for c in self.columns
         )
 
