@@ -10,6 +10,7 @@ from modelregistry.domain.models import AliasChange, Model, ModelVersion, Page, 
 from modelregistry.domain.names import ALL_MODELS, ALL_VERSIONS, VersionRef, model_name
 from modelregistry.domain.ordering import MODEL_ORDER_FIELDS, VERSION_ORDER_FIELDS, parse_order_by
 from modelregistry.domain.page_tokens import (
+    CursorValue,
     decode_page_token,
     encode_page_token,
     page_token_binding,
@@ -93,11 +94,11 @@ class ListingService:
             rows = await versions_store.list_alias_changes(conn, model_id, after_id, limit + 1)
         return self._id_page(binding, [c for _, c in rows], limit, [i for i, _ in rows])
 
-    def _cursor(self, binding: str, token: str) -> list[object] | None:
+    def _cursor(self, binding: str, token: str) -> list[CursorValue] | None:
         return list(decode_page_token(self._key, binding, token)) if token else None
 
-    def _token(self, binding: str, last: list[object] | None) -> str:
-        return encode_page_token(self._key, binding, last) if last is not None else ""  # type: ignore[arg-type]
+    def _token(self, binding: str, last: list[CursorValue] | None) -> str:
+        return encode_page_token(self._key, binding, last) if last is not None else ""
 
     def _id_cursor(self, binding: str, token: str) -> int:
         cursor = self._cursor(binding, token)

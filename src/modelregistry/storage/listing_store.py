@@ -9,6 +9,7 @@ import asyncpg
 from modelregistry.domain.filtering import Expr
 from modelregistry.domain.models import Model, ModelVersion
 from modelregistry.domain.ordering import OrderKey
+from modelregistry.domain.page_tokens import CursorValue
 from modelregistry.storage.rows import (
     MODEL_COLUMNS,
     VERSION_COLUMNS,
@@ -50,7 +51,7 @@ async def list_models(
     order: Sequence[OrderKey],
     cursor: Cursor | None,
     limit: int,
-) -> tuple[list[Model], list[object] | None]:
+) -> tuple[list[Model], list[CursorValue] | None]:
     """One page of models and the cursor of its last row (None on the last page)."""
     params: list[object] = []
     keyset = compile_order(order, MODEL_FIELD_COLUMNS, "m.id", params)
@@ -76,7 +77,7 @@ async def list_versions(
     order: Sequence[OrderKey],
     cursor: Cursor | None,
     limit: int,
-) -> tuple[list[ModelVersion], list[object] | None]:
+) -> tuple[list[ModelVersion], list[CursorValue] | None]:
     """One page of versions (of one model, or of all when `model_id` is None)."""
     params: list[object] = []
     keyset = compile_order(order, VERSION_FIELD_COLUMNS, "v.id", params)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from modelregistry.domain.errors import InvalidArgument
 from modelregistry.domain.filtering import (
@@ -43,6 +43,7 @@ from modelregistry.domain.filtering import (
     Present,
 )
 from modelregistry.domain.ordering import OrderKey
+from modelregistry.domain.page_tokens import CursorValue
 
 _SQL_OPS = {Op.EQ: "=", Op.NE: "<>", Op.LT: "<", Op.LE: "<=", Op.GT: ">", Op.GE: ">="}
 _SCALAR_CASTS = {
@@ -172,9 +173,9 @@ class KeysetOrder:
             f"{c.sql} AS {_CURSOR_ALIAS.format(i)}" for i, c in enumerate(self.columns)
         )
 
-    def cursor_from_row(self, row: RowLike) -> list[object]:
+    def cursor_from_row(self, row: RowLike) -> list[CursorValue]:
         """The cursor values of a row selected with ``select_list``."""
-        return [row[_CURSOR_ALIAS.format(i)] for i in range(len(self.columns))]
+        return [cast(CursorValue, row[_CURSOR_ALIAS.format(i)]) for i in range(len(self.columns))]
 
     def after(self, cursor: Sequence[object], params: list[object]) -> str:
         """SQL true for rows strictly after the row whose cursor values are ``cursor``."""
