@@ -119,7 +119,8 @@ async def _watch_database(
         if status != current:
             await _set_health(servicer, status)
             name = health_pb2.HealthCheckResponse.ServingStatus.Name(status)
-            log.warning("health", status=name, cause=problem or None)
+            report = log.warning if problem else log.info
+            report("health", status=name, cause=problem or None)
             current = status
         await asyncio.sleep(interval)
 

@@ -45,10 +45,15 @@ def _short(text: str, width: int = _DESCRIPTION_WIDTH) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
+# Free-text columns give way when the terminal is narrow; names, stages and times never wrap.
+_WRAPPING_COLUMNS = frozenset({"DESCRIPTION", "LABELS", "METRICS", "ALIASES", "REASON"})
+
+
 def _table(*columns: str, title: str | None = None) -> Table:
     table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", show_edge=False)
     for column in columns:
-        table.add_column(column, overflow="fold")
+        wraps = column in _WRAPPING_COLUMNS
+        table.add_column(column, overflow="fold", no_wrap=not wraps)
     return table
 
 
@@ -115,7 +120,8 @@ def _footer(console: Console, count: int, noun: str, next_page_token: str) -> No
 def version_list(
     console: Console, versions: Sequence[model_version_pb2.ModelVersion], next_page_token: str
 ) -> None:
-    table = _table("VERSION", "STAGE", "STATUS", "ALIASES", "METRICS", "CREATED", "DESCRIPTION")
+    # The description stays in `versions get`: metrics and aliases need the width more.
+    table = _table("VERSION", "STAGE", "STATUS", "ALIASES", "METRICS", "CREATED")
     for v in versions:
         _row(
             table,
@@ -125,7 +131,6 @@ def version_list(
             ", ".join(v.aliases),
             pairs(v.metrics),
             when(v.create_time),
-            _short(v.description),
         )
     console.print(table)
     _footer(console, len(versions), "version", next_page_token)

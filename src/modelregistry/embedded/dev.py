@@ -9,6 +9,7 @@ Layout of the data directory (default ./.modelreg/):
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -130,14 +131,23 @@ def _print_next_steps(address: str, stores: DevStores, data_dir: Path) -> None:
         f"  data        {data_dir}",
         "",
         "In another shell:",
+        *_activate_hint(),
         f"  export MODELREG_TARGET={address}",
+        "  modelreg models create my-model --owner me",
         "  modelreg models list",
-        f"  (or: modelreg models list --target {address})",
         "",
         "Stop with Ctrl-C.",
     ]
     sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()
+
+
+def _activate_hint() -> list[str]:
+    """How to get `modelreg` on PATH, if it is not there (it lives in the project's venv)."""
+    bin_dir = Path(sys.executable).parent
+    if shutil.which("modelreg") == str(bin_dir / "modelreg"):
+        return []
+    return [f"  source {bin_dir / 'activate'}"]
 
 
 def _say(message: str) -> None:
