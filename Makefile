@@ -62,7 +62,7 @@ run: proto
 	$(BIN)/modelreg dev
 
 bench: proto
-	$(BIN)/python -m bench.registry_bench
+	@$(BIN)/python -m bench.registry_bench
 
 clean:
 	rm -rf $(VENV) $(THIRD_PARTY) .modelreg .pytest_cache .mypy_cache .ruff_cache

@@ -43,6 +43,7 @@ from modelregistry.domain.page_tokens import (
     encode_page_token,
     page_token_binding,
 )
+from modelregistry.storage.listing_store import MODEL_FIELD_COLUMNS, VERSION_FIELD_COLUMNS
 from modelregistry.storage.sql_filters import compile_filter, compile_order
 
 PROPERTY_SETTINGS = settings(
@@ -51,29 +52,6 @@ PROPERTY_SETTINGS = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
-MODEL_COLUMNS = {
-    "name": "m.name",
-    "owner": "m.owner",
-    "description": "m.description",
-    "labels": "m.labels",
-    "create_time": "m.create_time",
-    "update_time": "m.update_time",
-}
-VERSION_COLUMNS = {
-    "name": "m.name",
-    "owner": "m.owner",
-    "version": "v.version",
-    "stage": "v.stage",
-    "status": "v.status",
-    "description": "v.description",
-    "run_id": "v.run_id",
-    "created_by": "v.created_by",
-    "labels": "v.labels",
-    "parameters": "v.parameters",
-    "metrics": "v.metrics",
-    "create_time": "v.create_time",
-    "update_time": "v.update_time",
-}
 
 # --- data ------------------------------------------------------------------------------------
 
@@ -387,7 +365,9 @@ async def matching_ids(conn: asyncpg.Connection, text: str, versions: bool) -> s
     fields = VERSION_FILTER_FIELDS if versions else MODEL_FILTER_FIELDS
     params: list[object] = []
     where = compile_filter(
-        parse_filter(text, fields), VERSION_COLUMNS if versions else MODEL_COLUMNS, params
+        parse_filter(text, fields),
+        VERSION_FIELD_COLUMNS if versions else MODEL_FIELD_COLUMNS,
+        params,
     )
     source = "model_versions v JOIN models m ON m.id = v.model_id" if versions else "models m"
     row_id = "v.id" if versions else "m.id"
@@ -492,7 +472,7 @@ async def test_keyset_pages_return_every_row_once_in_order(
         token = ""
         for _ in range(100):
             params: list[object] = []
-            order = compile_order(keys, VERSION_COLUMNS, "v.id", params)
+            order = compile_order(keys, VERSION_FIELD_COLUMNS, "v.id", params)
             where = "TRUE"
             if token:
                 where = order.after(decode_page_token(TOKEN_KEY, binding, token), params)
@@ -542,7 +522,7 @@ async def test_model_pages_follow_code_point_order(
         token = ""
         while True:
             params: list[object] = []
-            order = compile_order(keys, MODEL_COLUMNS, "m.id", params)
+            order = compile_order(keys, MODEL_FIELD_COLUMNS, "m.id", params)
             where = "TRUE"
             if token:
                 where = order.after(decode_page_token(TOKEN_KEY, binding, token), params)

@@ -50,6 +50,11 @@ JsonOption = Annotated[
     bool,
     typer.Option("--json", help="Print the response as JSON (proto3 JSON mapping)."),
 ]
+PageSizeOption = Annotated[int, typer.Option("--page-size", min=0, help="0 = server default.")]
+PageTokenOption = Annotated[
+    str, typer.Option("--page-token", help="Continue from a previous page.", show_default=False)
+]
+AllOption = Annotated[bool, typer.Option("--all", help="Follow next_page_token to the end.")]
 
 RequestT = TypeVar("RequestT", contravariant=True)
 ResponseT = TypeVar("ResponseT", covariant=True)
@@ -57,6 +62,13 @@ ResponseT = TypeVar("ResponseT", covariant=True)
 
 class _Unary(Protocol[RequestT, ResponseT]):
     def __call__(self, request: RequestT, *, timeout: float | None = ...) -> ResponseT: ...
+
+
+class _Page(Protocol):
+    next_page_token: str
+
+
+PageT = TypeVar("PageT", bound=_Page)
 
 
 @dataclass
@@ -74,6 +86,34 @@ class Session:
             print(format_rpc_error(error, self.target), file=sys.stderr)
             code = error.code() if isinstance(error, grpc.Call) else None
             raise typer.Exit(exit_code_for(code)) from None
+
+    def list_pages(
+        self,
+        method: _Unary[RequestT, PageT],
+        request_for: Callable[[str], RequestT],
+        field: str,
+        all_pages: bool,
+        first_token: str = "",
+    ) -> PageT:
+        """Call a List method from `first_token`: one page, or every page if `all_pages`.
+
+        The result holds the items of the pages read (the repeated `field`) and the
+        next_page_token of the last one.
+        """
+
+        def fetch(token: str) -> PageT:
+            return self.call(method, request_for(token))
+
+        merged: PageT | None = None
+        for page in client.pages(fetch, first_token):
+            if merged is None:
+                merged = type(page)()
+            getattr(merged, field).extend(getattr(page, field))
+            merged.next_page_token = page.next_page_token
+            if not all_pages:
+                break
+        assert merged is not None  # client.pages yields at least one page
+        return merged
 
 
 @contextmanager

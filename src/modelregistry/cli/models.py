@@ -10,14 +10,15 @@ from google.protobuf import field_mask_pb2
 from modelregistry import client
 from modelregistry.cli import render
 from modelregistry.cli.common import (
+    AllOption,
     JsonOption,
+    PageSizeOption,
+    PageTokenOption,
     TargetOption,
     TimeoutOption,
     TokenOption,
     emit,
     model_ref,
-    out,
-    print_json,
     session,
     usage_error,
 )
@@ -44,11 +45,6 @@ FilterOption = Annotated[
 OrderOption = Annotated[
     str, typer.Option("--order-by", help="e.g. `create_time desc`; default `name`.")
 ]
-PageSizeOption = Annotated[int, typer.Option("--page-size", min=0, help="0 = server default.")]
-PageTokenOption = Annotated[
-    str, typer.Option("--page-token", help="Continue from a previous page.", show_default=False)
-]
-AllOption = Annotated[bool, typer.Option("--all", help="Follow next_page_token to the end.")]
 EtagOption = Annotated[
     str | None,
     typer.Option("--etag", help="Fail with ABORTED unless the resource still has this etag."),
@@ -98,21 +94,16 @@ def list_(
     json: JsonOption = False,
 ) -> None:
     """List models, one page (or every page with --all)."""
-    merged = rs.ListModelsResponse()
     with session(target, timeout, token) as s:
-
-        def fetch(page: str) -> rs.ListModelsResponse:
-            request = rs.ListModelsRequest(
+        merged: rs.ListModelsResponse = s.list_pages(
+            s.stub.ListModels,
+            lambda page: rs.ListModelsRequest(
                 filter=filter_, order_by=order_by, page_size=page_size, page_token=page
-            )
-            response: rs.ListModelsResponse = s.call(s.stub.ListModels, request)
-            return response
-
-        for response in client.pages(fetch, page_token):
-            merged.models.extend(response.models)
-            merged.next_page_token = response.next_page_token
-            if not all_:
-                break
+            ),
+            "models",
+            all_,
+            page_token,
+        )
     emit(merged, json, lambda c: render.model_list(c, merged.models, merged.next_page_token))
 
 
@@ -197,7 +188,4 @@ def delete(
     request = rs.DeleteModelRequest(name=name, force=force, etag=etag or "")
     with session(target, timeout, token) as s:
         empty = s.call(s.stub.DeleteModel, request)
-    if json:
-        print_json(empty)
-    else:
-        out().print(f"deleted {name}", markup=False)
+    emit(empty, json, lambda console: console.print(f"deleted {name}", markup=False))

@@ -16,7 +16,10 @@ from google.protobuf import field_mask_pb2
 from modelregistry import client
 from modelregistry.cli import render
 from modelregistry.cli.common import (
+    AllOption,
     JsonOption,
+    PageSizeOption,
+    PageTokenOption,
     TargetOption,
     TimeoutOption,
     TokenOption,
@@ -24,8 +27,6 @@ from modelregistry.cli.common import (
     emit,
     history_parent,
     model_ref,
-    out,
-    print_json,
     session,
     usage_error,
     version_ref,
@@ -134,11 +135,6 @@ FilterOption = Annotated[
 OrderOption = Annotated[
     str, typer.Option("--order-by", help="e.g. `metrics.accuracy desc`; default `version desc`.")
 ]
-PageSizeOption = Annotated[int, typer.Option("--page-size", min=0, help="0 = server default.")]
-PageTokenOption = Annotated[
-    str, typer.Option("--page-token", help="Continue from a previous page.", show_default=False)
-]
-AllOption = Annotated[bool, typer.Option("--all", help="Follow next_page_token to the end.")]
 
 
 @dataclass(frozen=True)
@@ -249,25 +245,20 @@ def list_(
 ) -> None:
     """List versions of MODEL (newest first), one page or every page with --all."""
     parent = model_ref(model)
-    merged = rs.ListModelVersionsResponse()
     with session(target, timeout, token) as s:
-
-        def fetch(page: str) -> rs.ListModelVersionsResponse:
-            request = rs.ListModelVersionsRequest(
+        merged: rs.ListModelVersionsResponse = s.list_pages(
+            s.stub.ListModelVersions,
+            lambda page: rs.ListModelVersionsRequest(
                 parent=parent,
                 filter=filter_,
                 order_by=order_by,
                 page_size=page_size,
                 page_token=page,
-            )
-            response: rs.ListModelVersionsResponse = s.call(s.stub.ListModelVersions, request)
-            return response
-
-        for response in client.pages(fetch, page_token):
-            merged.model_versions.extend(response.model_versions)
-            merged.next_page_token = response.next_page_token
-            if not all_:
-                break
+            ),
+            "model_versions",
+            all_,
+            page_token,
+        )
     emit(
         merged,
         json,
@@ -387,10 +378,7 @@ def delete(
         empty = s.call(
             s.stub.DeleteModelVersion, rs.DeleteModelVersionRequest(name=name, etag=etag or "")
         )
-    if json:
-        print_json(empty)
-    else:
-        out().print(f"deleted {name}", markup=False)
+    emit(empty, json, lambda console: console.print(f"deleted {name}", markup=False))
 
 
 @app.command("stage")
@@ -447,21 +435,16 @@ def history(
 ) -> None:
     """Show the stage moves of a version (or of every version of a model), oldest first."""
     parent = history_parent(ref)
-    merged = rs.ListStageTransitionsResponse()
     with session(target, timeout, token) as s:
-
-        def fetch(page: str) -> rs.ListStageTransitionsResponse:
-            request = rs.ListStageTransitionsRequest(
+        merged: rs.ListStageTransitionsResponse = s.list_pages(
+            s.stub.ListStageTransitions,
+            lambda page: rs.ListStageTransitionsRequest(
                 parent=parent, page_size=page_size, page_token=page
-            )
-            response: rs.ListStageTransitionsResponse = s.call(s.stub.ListStageTransitions, request)
-            return response
-
-        for response in client.pages(fetch, page_token):
-            merged.stage_transitions.extend(response.stage_transitions)
-            merged.next_page_token = response.next_page_token
-            if not all_:
-                break
+            ),
+            "stage_transitions",
+            all_,
+            page_token,
+        )
     emit(
         merged,
         json,
@@ -551,21 +534,16 @@ def alias_history(
 ) -> None:
     """Show how MODEL's aliases moved, oldest first."""
     parent = model_ref(model)
-    merged = rs.ListAliasChangesResponse()
     with session(target, timeout, token) as s:
-
-        def fetch(page: str) -> rs.ListAliasChangesResponse:
-            request = rs.ListAliasChangesRequest(
+        merged: rs.ListAliasChangesResponse = s.list_pages(
+            s.stub.ListAliasChanges,
+            lambda page: rs.ListAliasChangesRequest(
                 parent=parent, page_size=page_size, page_token=page
-            )
-            response: rs.ListAliasChangesResponse = s.call(s.stub.ListAliasChanges, request)
-            return response
-
-        for response in client.pages(fetch, page_token):
-            merged.alias_changes.extend(response.alias_changes)
-            merged.next_page_token = response.next_page_token
-            if not all_:
-                break
+            ),
+            "alias_changes",
+            all_,
+            page_token,
+        )
     emit(
         merged,
         json,
