@@ -27,6 +27,11 @@ class Settings:
     s3_bucket: str = "modelregistry"
     s3_secure: bool = False
     s3_region: str = "us-east-1"
+    # Uploads streaming at once per replica; more get RESOURCE_EXHAUSTED. Each holds up to
+    # (parts in flight + 1) x part size of memory, 64 MiB with 16 MiB parts.
+    max_concurrent_uploads: int = 8
+    # `modelreg gc` aborts upload sessions idle for longer than this.
+    upload_idle_timeout_s: float = 86400.0
     # Prometheus metrics HTTP port on the listen host (0 disables).
     metrics_port: int = 0
     # Seconds in-flight calls get to finish on SIGTERM.
@@ -70,6 +75,15 @@ class Settings:
             raise ConfigError("MODELREG_LOG_FORMAT must be auto, json or console")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError("MODELREG_LOG_LEVEL must be debug, info, warning or error")
+        if not self.s3_endpoint:
+            raise ConfigError(
+                "MODELREG_S3_ENDPOINT is not set: give the S3 endpoint as host:port "
+                "(with MODELREG_S3_ACCESS_KEY and MODELREG_S3_SECRET_KEY)"
+            )
+        if self.max_concurrent_uploads < 1 or self.upload_idle_timeout_s <= 0:
+            raise ConfigError(
+                "MODELREG_MAX_CONCURRENT_UPLOADS and MODELREG_UPLOAD_IDLE_TIMEOUT_S must be > 0"
+            )
         if self.shutdown_grace_s < 0 or self.health_interval_s <= 0:
             raise ConfigError(
                 "MODELREG_SHUTDOWN_GRACE_S and MODELREG_HEALTH_INTERVAL_S must be > 0"

@@ -14,17 +14,24 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from modelregistry.api.artifact_servicer import ArtifactServicer
 from modelregistry.api.interceptor import EdgeInterceptor
 from modelregistry.api.registry_servicer import RegistryServicer
 from modelregistry.config import Settings
 from modelregistry.domain.errors import RegistryError
 from modelregistry.logging import configure_logging
+from modelregistry.service.artifacts import ArtifactService
 from modelregistry.service.listing import ListingService
 from modelregistry.service.models import ModelService
 from modelregistry.service.versions import VersionService
 from modelregistry.storage import migrations, secrets_store
 from modelregistry.storage.database import Database
-from modelregistry.v1 import registry_service_pb2, registry_service_pb2_grpc
+from modelregistry.storage.object_store import ObjectStore
+from modelregistry.v1 import (
+    artifact_service_pb2_grpc,
+    registry_service_pb2,
+    registry_service_pb2_grpc,
+)
 
 log = structlog.get_logger("modelregistry.server")
 
@@ -62,21 +69,43 @@ async def serve(
         min_size=settings.database_pool_min,
         max_size=settings.database_pool_max,
     )
+    store = object_store_from(settings)
     try:
-        await _serve_with(db, settings, on_ready, stop)
+        await _serve_with(db, store, settings, on_ready, stop)
     finally:
         await db.close()
+        store.close()
+
+
+def object_store_from(settings: Settings) -> ObjectStore:
+    return ObjectStore(
+        settings.s3_endpoint,
+        settings.s3_access_key,
+        settings.s3_secret_key,
+        settings.s3_bucket,
+        secure=settings.s3_secure,
+        region=settings.s3_region,
+    )
 
 
 async def _serve_with(
-    db: Database, settings: Settings, on_ready: Callable[[str], None] | None, stop: asyncio.Event
+    db: Database,
+    store: ObjectStore,
+    settings: Settings,
+    on_ready: Callable[[str], None] | None,
+    stop: asyncio.Event,
 ) -> None:
     async with db.connection() as conn:
         await migrations.check_schema(conn)
         page_key = await secrets_store.page_token_key(conn)
     server = grpc.aio.server(options=GRPC_OPTIONS, interceptors=[EdgeInterceptor()])
+    versions = VersionService(db)
     registry_service_pb2_grpc.add_RegistryServiceServicer_to_server(
-        RegistryServicer(ModelService(db), VersionService(db), ListingService(db, page_key)), server
+        RegistryServicer(ModelService(db), versions, ListingService(db, page_key)), server
+    )
+    artifacts = ArtifactService(db, store, versions, page_key, settings.max_concurrent_uploads)
+    artifact_service_pb2_grpc.add_ArtifactServiceServicer_to_server(
+        ArtifactServicer(artifacts), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -90,7 +119,9 @@ async def _serve_with(
     await server.start()
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.listen.rsplit(":", 1)[0])
-    monitor = asyncio.create_task(_watch_database(db, health_servicer, settings.health_interval_s))
+    monitor = asyncio.create_task(
+        _watch_stores(db, store, health_servicer, settings.health_interval_s)
+    )
     log.info("serving", address=address, metrics_port=settings.metrics_port or None)
     if on_ready is not None:
         on_ready(address)
@@ -101,17 +132,19 @@ async def _serve_with(
         await monitor
     await _set_health(health_servicer, health_pb2.HealthCheckResponse.NOT_SERVING)
     await server.stop(settings.shutdown_grace_s)
+    await artifacts.close()
 
 
-async def _watch_database(
-    db: Database, servicer: health.aio.HealthServicer, interval: float
+async def _watch_stores(
+    db: Database, store: ObjectStore, servicer: health.aio.HealthServicer, interval: float
 ) -> None:
-    """Report NOT_SERVING while PostgreSQL is unreachable, SERVING once it answers again."""
+    """Report NOT_SERVING while PostgreSQL or S3 is unreachable, SERVING once both answer."""
     current = None
     while True:
         problem = ""
         try:
             await db.ping(deadline_s=max(interval, 1.0))
+            await asyncio.wait_for(store.ping_async(), timeout=max(interval, 2.0))
             status = health_pb2.HealthCheckResponse.SERVING
         except Exception as exc:  # any failure to answer means not serving; the loop lives on
             status = health_pb2.HealthCheckResponse.NOT_SERVING

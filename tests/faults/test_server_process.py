@@ -15,6 +15,8 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from support.server import s3_env
+from support.stores import StoreEndpoints
 
 from modelregistry.v1 import registry_service_pb2 as pb
 from modelregistry.v1.registry_service_pb2_grpc import RegistryServiceStub
@@ -29,9 +31,12 @@ def _free_port() -> int:
         return port
 
 
-def _serve(database_url: str, port: int, **extra: str) -> subprocess.Popen[str]:
+def _serve(
+    database_url: str, stores: StoreEndpoints, bucket: str, port: int, **extra: str
+) -> subprocess.Popen[str]:
     env = {
         **os.environ,
+        **s3_env(stores, bucket),
         "MODELREG_DATABASE_URL": database_url,
         "MODELREG_LISTEN": f"127.0.0.1:{port}",
         "MODELREG_LOG_FORMAT": "json",
@@ -59,10 +64,16 @@ def _wait_serving(target: str, within_s: float = 30.0) -> None:
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_serve_logs_each_call_and_stops_cleanly_on_signal(
-    migrated_database_url: str, stop_signal: signal.Signals
+    migrated_database_url: str,
+    store_endpoints: StoreEndpoints,
+    s3_bucket: str,
+    stop_signal: signal.Signals,
 ) -> None:
     port, metrics_port = _free_port(), _free_port()
-    server = _serve(migrated_database_url, port, MODELREG_METRICS_PORT=str(metrics_port))
+    server = _serve(
+        migrated_database_url, store_endpoints, s3_bucket, port,
+        MODELREG_METRICS_PORT=str(metrics_port),
+    )  # fmt: skip
     try:
         _wait_serving(f"127.0.0.1:{port}")
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -95,11 +106,14 @@ def test_serve_logs_each_call_and_stops_cleanly_on_signal(
     assert "modelreg_rpc_seconds_bucket" in metrics
 
 
-def test_serve_refuses_bad_config_with_one_line(migrated_database_url: str) -> None:
+def test_serve_refuses_bad_config_with_one_line(
+    migrated_database_url: str, store_endpoints: StoreEndpoints, s3_bucket: str
+) -> None:
     result = subprocess.run(
         [MODELREG, "serve"],
         env={
             **os.environ,
+            **s3_env(store_endpoints, s3_bucket),
             "MODELREG_DATABASE_URL": migrated_database_url,
             "MODELREG_DATABASE_POOL_MAX": "lots",
         },

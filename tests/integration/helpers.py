@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import re
@@ -69,10 +70,12 @@ async def fresh_database(endpoints: StoreEndpoints) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def running_registry(dsn: str) -> AsyncIterator[Stub]:
-    """A client of a server running in this process on `dsn`."""
+async def running_registry(dsn: str, endpoints: StoreEndpoints) -> AsyncIterator[Stub]:
+    """A client of a server running in this process on `dsn` and a fresh bucket."""
+    bucket = unique_name("world", separator="-")
+    await asyncio.to_thread(endpoints.s3_client().make_bucket, bucket)
     async with (
-        running_server(dsn) as target,
+        running_server(dsn, endpoints, bucket) as target,
         grpc.aio.insecure_channel(target, options=GRPC_OPTIONS) as channel,
     ):
         yield Stub(channel)

@@ -753,7 +753,9 @@ class SeededWorlds:
         if self._seeded is None:
             self._stack = contextlib.AsyncExitStack()
             dsn = await self._stack.enter_async_context(helpers.fresh_database(self._endpoints))
-            registry = await self._stack.enter_async_context(helpers.running_registry(dsn))
+            registry = await self._stack.enter_async_context(
+                helpers.running_registry(dsn, self._endpoints)
+            )
             world = await helpers.seed_world(registry)
             conn = await asyncpg.connect(dsn)
             self._stack.push_async_callback(conn.close)

@@ -12,14 +12,31 @@ import pytest
 from modelregistry.config import Settings
 from modelregistry.server import GRPC_OPTIONS, serve
 from modelregistry.v1 import registry_service_pb2_grpc
+from support.stores import StoreEndpoints
+
+
+def s3_env(stores: StoreEndpoints, bucket: str) -> dict[str, str]:
+    """The MODELREG_S3_* variables for a server subprocess."""
+    return {
+        "MODELREG_S3_ENDPOINT": stores.s3_endpoint,
+        "MODELREG_S3_ACCESS_KEY": stores.s3_access_key,
+        "MODELREG_S3_SECRET_KEY": stores.s3_secret_key,
+        "MODELREG_S3_BUCKET": bucket,
+    }
 
 
 @contextlib.asynccontextmanager
-async def running_server(database_url: str) -> AsyncIterator[str]:
-    """Serve a migrated database in this process; yields host:port."""
+async def running_server(
+    database_url: str, stores: StoreEndpoints, bucket: str
+) -> AsyncIterator[str]:
+    """Serve a migrated database and an S3 bucket in this process; yields host:port."""
     settings = Settings(
         listen="127.0.0.1:0",
         database_url=database_url,
+        s3_endpoint=stores.s3_endpoint,
+        s3_access_key=stores.s3_access_key,
+        s3_secret_key=stores.s3_secret_key,
+        s3_bucket=bucket,
         migrate_on_start=False,
         shutdown_grace_s=1.0,
         health_interval_s=0.2,
@@ -41,9 +58,11 @@ async def running_server(database_url: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def registry_target(migrated_database_url: str) -> AsyncIterator[str]:
-    """host:port of a server running in this process on a fresh, migrated database."""
-    async with running_server(migrated_database_url) as target:
+async def registry_target(
+    migrated_database_url: str, store_endpoints: StoreEndpoints, s3_bucket: str
+) -> AsyncIterator[str]:
+    """host:port of a server running in this process on a fresh database and bucket."""
+    async with running_server(migrated_database_url, store_endpoints, s3_bucket) as target:
         yield target
 
 

@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from modelregistry.domain import artifacts as da
 from modelregistry.domain import comparison as cmp
 from modelregistry.domain import models as dm
-from modelregistry.v1 import model_pb2, model_version_pb2, registry_service_pb2
+from modelregistry.v1 import artifact_pb2, model_pb2, model_version_pb2, registry_service_pb2
 
 _STAGE_TO_PROTO = {
     dm.Stage.DEVELOPMENT: model_version_pb2.STAGE_DEVELOPMENT,
@@ -224,3 +225,56 @@ def comparison_to_proto(
         if change.current is not None:
             entry.current.CopyFrom(_schema_field_to_proto(change.current))
     return response
+
+
+# -- artifacts ------------------------------------------------------------------------------
+
+_UPLOAD_STATE = {
+    da.UploadState.ACTIVE: artifact_pb2.UploadSession.STATE_ACTIVE,
+    da.UploadState.COMMITTED: artifact_pb2.UploadSession.STATE_COMMITTED,
+    da.UploadState.ABORTED: artifact_pb2.UploadSession.STATE_ABORTED,
+}
+
+
+def artifact_to_proto(artifact: da.Artifact) -> artifact_pb2.Artifact:
+    message = artifact_pb2.Artifact(
+        name=artifact.name,
+        path=artifact.path,
+        size_bytes=artifact.size_bytes,
+        sha256=artifact.sha256,
+        content_type=artifact.content_type,
+        create_time=timestamp(artifact.create_time),
+    )
+    if artifact.summary is not None:
+        message.summary.format, properties = artifact.summary
+        message.summary.properties.update(properties)
+    return message
+
+
+def upload_session_to_proto(session: da.UploadSession) -> artifact_pb2.UploadSession:
+    message = artifact_pb2.UploadSession(
+        upload_id=session.id,
+        artifact=session.artifact_name,
+        committed_size=session.committed_size,
+        declared_size_bytes=-1 if session.declared_size is None else session.declared_size,
+        declared_sha256=session.declared_sha256,
+        chunk_size_bytes=da.CHUNK_BYTES,
+        state=_UPLOAD_STATE[session.state],
+        update_time=timestamp(session.update_time),
+    )
+    if session.result is not None:
+        message.result.CopyFrom(artifact_to_proto(session.result))
+    return message
+
+
+def manifest_to_proto(
+    version: model_version_pb2.ModelVersion, entries: list[da.ManifestEntry]
+) -> None:
+    """Fill in the manifest of a READY version that has files."""
+    if not entries or version.status != model_version_pb2.MODEL_VERSION_STATUS_READY:
+        return
+    version.manifest.extend(
+        artifact_pb2.ManifestEntry(path=e.path, size_bytes=e.size_bytes, sha256=e.sha256)
+        for e in entries
+    )
+    version.manifest_digest = da.manifest_digest(entries)

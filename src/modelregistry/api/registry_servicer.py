@@ -98,7 +98,10 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         self, request: pb.GetModelVersionRequest, context: Context
     ) -> model_version_pb2.ModelVersion:
         ref = names.parse_version_name(request.name, "name")
-        return conv.version_to_proto(await self._versions.get(ref))
+        version = await self._versions.get(ref)
+        message = conv.version_to_proto(version)
+        conv.manifest_to_proto(message, version.manifest or [])
+        return message
 
     async def ListModelVersions(
         self, request: pb.ListModelVersionsRequest, context: Context

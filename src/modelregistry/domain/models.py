@@ -7,6 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Generic, TypeVar
 
+from modelregistry.domain.artifacts import ManifestEntry
+
 T = TypeVar("T")
 
 
@@ -114,6 +116,8 @@ class ModelVersion:
     revision: int
     create_time: datetime
     update_time: datetime
+    # Filled in by single-version reads; None where a read did not fetch it.
+    manifest: list[ManifestEntry] | None = None
 
     @property
     def name(self) -> str:

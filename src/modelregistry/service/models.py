@@ -88,6 +88,11 @@ class ModelService:
                 raise model_not_found(model_id)
             check_etag(model_name(model_id), etag, current.etag)
             versions = await models_store.count_versions(conn, current.id)
+            if await models_store.has_open_uploads(conn, current.id):
+                raise FailedPrecondition(
+                    f"model {model_id!r} has uploads open; finish or abort them first",
+                    reason="UPLOADS_OPEN",
+                )
             if versions and not force:
                 raise FailedPrecondition(
                     f"model {model_id!r} still has {versions} version(s); delete them first "

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from modelregistry.domain import lifecycle
 from modelregistry.domain.comparison import Comparison, compare
-from modelregistry.domain.errors import FailedPrecondition, InvalidArgument, NotFound
-from modelregistry.domain.models import CallContext, ModelVersion, Stage, VersionContent
+from modelregistry.domain.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PreconditionViolation,
+)
+from modelregistry.domain.models import (
+    CallContext,
+    ModelVersion,
+    Stage,
+    VersionContent,
+    VersionStatus,
+)
 from modelregistry.domain.names import VersionRef, model_name, parse_version_name
 from modelregistry.domain.update_masks import apply_mask
 from modelregistry.service.models import check_etag, model_not_found
@@ -19,6 +30,14 @@ def version_not_found(ref: VersionRef) -> NotFound:
     return NotFound(
         f"model {ref.model!r} has no {what}; list its versions with ListModelVersions",
         reason="VERSION_NOT_FOUND",
+    )
+
+
+def uploads_open(version_name: str, action: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"{version_name} has uploads open; finish or abort them (AbortUpload) to {action}",
+        reason="UPLOADS_OPEN",
+        violations=[PreconditionViolation("STATUS", version_name, "uploads are open")],
     )
 
 
@@ -103,6 +122,8 @@ class VersionService:
                     f"{current.name} is in PRODUCTION; move it to ARCHIVED before deleting it",
                     reason="VERSION_IN_PRODUCTION",
                 )
+            if current.status == VersionStatus.PENDING:
+                raise uploads_open(current.name, "delete it")
             await versions_store.delete_version(conn, ctx, current)
             await audit_store.insert_audit(
                 conn, ctx, "DeleteModelVersion", current.name, version_summary(current), None
@@ -124,6 +145,8 @@ class VersionService:
             current = await self._get_for_update(conn, ref)
             check_etag(current.name, etag, current.etag)
             lifecycle.check_move(current.name, current.stage, target)
+            if current.status == VersionStatus.PENDING:
+                raise uploads_open(current.name, "move it out of DEVELOPMENT")
             archived = []
             if target == Stage.PRODUCTION:
                 holder = await versions_store.production_holder(conn, model_row)

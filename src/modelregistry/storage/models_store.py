@@ -86,3 +86,11 @@ async def count_versions(conn: asyncpg.Connection, row_id: int) -> int:
 
 async def delete_model(conn: asyncpg.Connection, row_id: int) -> None:
     await conn.execute("DELETE FROM models WHERE id = $1", row_id)
+
+
+async def has_open_uploads(conn: asyncpg.Connection, row_id: int) -> bool:
+    open_: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM model_versions WHERE model_id = $1 AND status = 'PENDING')",
+        row_id,
+    )
+    return open_

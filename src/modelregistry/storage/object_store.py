@@ -16,15 +16,20 @@ from typing import ParamSpec, TypeVar
 
 import urllib3
 from minio import Minio
+from minio.datatypes import Part
 from minio.error import MinioException, S3Error
 
-from modelregistry.domain.errors import Unavailable
+from modelregistry.domain.errors import DataLoss, FailedPrecondition, NotFound, Unavailable
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 # Part uploads are bound by the store, not by threads (PERF-NOTES: 2-3 threads suffice).
 DEFAULT_MAX_WORKERS = 3
+# Reads of download streams block a thread per chunk; they get their own pool so that a slow
+# reader never queues behind part uploads.
+READ_WORKERS = 8
+READ_CHUNK_BYTES = 1 << 20
 # S3 error codes that mean "someone already made this bucket", which is what we wanted.
 _BUCKET_ALREADY_THERE = {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}
 
@@ -58,10 +63,15 @@ class ObjectStore:
             secret_key=secret_key,
             secure=secure,
             region=region,
-            http_client=_http_pool(max_workers, connect_timeout_s, read_timeout_s, retries),
+            http_client=_http_pool(
+                max_workers + READ_WORKERS, connect_timeout_s, read_timeout_s, retries
+            ),
         )
         self._executor = ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix="object-store"
+        )
+        self._read_executor = ThreadPoolExecutor(
+            max_workers=READ_WORKERS, thread_name_prefix="object-store-read"
         )
 
     def __repr__(self) -> str:
@@ -93,6 +103,49 @@ class ObjectStore:
                 metadata={"endpoint": self.endpoint, "bucket": self.bucket},
             )
 
+    # -- multipart uploads and objects (blocking: call through run_blocking) ----------------
+
+    def create_multipart(self, key: str) -> str:
+        with self._translated_errors("start an upload in"):
+            return self._client._create_multipart_upload(self.bucket, key, {})
+
+    def upload_part(self, key: str, upload_id: str, number: int, data: memoryview) -> str:
+        with self._translated_errors("store a part in"):
+            return self._client._upload_part(self.bucket, key, data, None, upload_id, number)  # type: ignore[arg-type]
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        with self._translated_errors("complete an upload in"):
+            self._client._complete_multipart_upload(
+                self.bucket, key, upload_id, [Part(number, etag) for number, etag in parts]
+            )
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Release an upload's parts; one already gone is fine."""
+        try:
+            with self._translated_errors("abort an upload in"):
+                self._client._abort_multipart_upload(self.bucket, key, upload_id)
+        except (FailedPrecondition, NotFound):
+            pass
+
+    def remove(self, key: str) -> None:
+        with self._translated_errors("delete an object in"):
+            self._client.remove_object(self.bucket, key)
+
+    def object_keys(self, prefix: str) -> list[tuple[str, float]]:
+        """(key, last-modified epoch seconds) of every object under `prefix`."""
+        with self._translated_errors("list"):
+            return [
+                (o.object_name, o.last_modified.timestamp() if o.last_modified else 0.0)
+                for o in self._client.list_objects(self.bucket, prefix=prefix, recursive=True)
+                if o.object_name is not None
+            ]
+
+    def read_range(self, key: str, offset: int, length: int) -> RangeReader:
+        """An open reader of `length` bytes from `offset` (length > 0)."""
+        with self._translated_errors("read from"):
+            response = self._client.get_object(self.bucket, key, offset=offset, length=length)
+        return RangeReader(self, response)
+
     # -- asynchronous API ------------------------------------------------------------------
 
     async def ensure_bucket_async(self) -> None:
@@ -110,8 +163,16 @@ class ObjectStore:
             self._executor, functools.partial(function, *args, **kwargs)
         )
 
+    async def run_read(self, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """Run a blocking read on the read pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._read_executor, functools.partial(function, *args, **kwargs)
+        )
+
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+        self._read_executor.shutdown(wait=True, cancel_futures=True)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -125,14 +186,51 @@ class ObjectStore:
         """Turn SDK failures into Unavailable with a message safe to show anyone."""
         try:
             yield
+        except S3Error as exc:
+            if exc.code == "NoSuchUpload":
+                raise FailedPrecondition(
+                    "the upload's stored parts were released (the session was aborted or "
+                    "collected); start a new upload",
+                    reason="UPLOAD_RELEASED",
+                ) from exc
+            if exc.code == "NoSuchKey":
+                raise DataLoss(
+                    f"an object the registry references is missing from bucket {self.bucket!r}",
+                    reason="OBJECT_MISSING",
+                ) from exc
+            if exc.code in ("InvalidPart", "InvalidPartOrder"):
+                raise DataLoss(
+                    "the stored parts of this upload do not match what was recorded; "
+                    "abort it and upload again",
+                    reason="PARTS_MISMATCH",
+                ) from exc
+            raise self._unavailable(action, exc.code or "S3Error") from exc
         except _SDK_FAILURES as exc:
-            detail = exc.code if isinstance(exc, S3Error) else type(exc).__name__
-            raise Unavailable(
-                message=(
-                    f"could not {action} {self.bucket!r} at S3 endpoint {self.endpoint}: {detail}"
-                ),
-                metadata={"endpoint": self.endpoint, "bucket": self.bucket},
-            ) from exc
+            raise self._unavailable(action, type(exc).__name__) from exc
+
+    def _unavailable(self, action: str, detail: str) -> Unavailable:
+        return Unavailable(
+            message=f"could not {action} {self.bucket!r} at S3 endpoint {self.endpoint}: {detail}",
+            metadata={"endpoint": self.endpoint, "bucket": self.bucket},
+        )
+
+
+class RangeReader:
+    """A ranged GET being read in chunks; close it when done, also on error."""
+
+    def __init__(self, store: ObjectStore, response: urllib3.BaseHTTPResponse) -> None:
+        self._store = store
+        self._response = response
+
+    def read_chunk(self) -> bytes:
+        """Up to READ_CHUNK_BYTES; empty at the end."""
+        with self._store._translated_errors("read from"):
+            return self._response.read(READ_CHUNK_BYTES)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._response.close()
+            self._response.release_conn()
 
 
 def _http_pool(

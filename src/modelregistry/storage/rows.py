@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from modelregistry.domain.artifacts import ManifestEntry
 from modelregistry.domain.models import (
     DatasetRef,
     Lineage,
@@ -30,6 +31,15 @@ VERSION_COLUMNS = (
     "v.stage, v.status, v.created_by, v.revision, v.create_time, v.update_time, "
     "ARRAY(SELECT a.alias FROM model_aliases a WHERE a.version_id = v.id "
     'ORDER BY a.alias COLLATE "C") AS aliases'
+)
+
+
+# Single-version reads also bring the file list, in the same statement.
+VERSION_COLUMNS_WITH_MANIFEST = (
+    VERSION_COLUMNS
+    + """, (SELECT COALESCE(jsonb_agg(jsonb_build_array(a.path, a.size_bytes, a.blob_sha256)
+                                 ORDER BY a.path COLLATE "C"), '[]'::jsonb)
+        FROM artifacts a WHERE a.version_id = v.id) AS manifest"""
 )
 
 
@@ -76,7 +86,15 @@ def version_from_row(row: Row) -> ModelVersion:
         revision=row["revision"],
         create_time=row["create_time"],
         update_time=row["update_time"],
+        manifest=_manifest(row),
     )
+
+
+def _manifest(row: Row) -> list[ManifestEntry] | None:
+    entries = row.get("manifest")
+    if entries is None:
+        return None
+    return [ManifestEntry(path, size, sha256) for path, size, sha256 in entries]
 
 
 def version_values(content: VersionContent) -> tuple[Any, ...]:

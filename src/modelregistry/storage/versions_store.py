@@ -15,6 +15,7 @@ from modelregistry.domain.models import (
 from modelregistry.domain.names import LATEST_ALIAS, VersionRef
 from modelregistry.storage.rows import (
     VERSION_COLUMNS,
+    VERSION_COLUMNS_WITH_MANIFEST,
     VERSION_CONTENT_COLUMNS,
     version_from_row,
     version_values,
@@ -84,12 +85,14 @@ async def find_version_by_request_id(
     return version_from_row(row) if row else None
 
 
-_BY_NUMBER = f"""SELECT {VERSION_COLUMNS} FROM model_versions v JOIN models m ON m.id = v.model_id
+_BY_NUMBER = f"""SELECT {VERSION_COLUMNS_WITH_MANIFEST}
+FROM model_versions v JOIN models m ON m.id = v.model_id
 WHERE m.name = $1 AND v.version = $2"""
-_BY_ALIAS = f"""SELECT {VERSION_COLUMNS} FROM model_aliases a
+_BY_ALIAS = f"""SELECT {VERSION_COLUMNS_WITH_MANIFEST} FROM model_aliases a
 JOIN models m ON m.id = a.model_id JOIN model_versions v ON v.id = a.version_id
 WHERE m.name = $1 AND a.alias = $2"""
-_LATEST = f"""SELECT {VERSION_COLUMNS} FROM model_versions v JOIN models m ON m.id = v.model_id
+_LATEST = f"""SELECT {VERSION_COLUMNS_WITH_MANIFEST}
+FROM model_versions v JOIN models m ON m.id = v.model_id
 WHERE m.name = $1 ORDER BY v.version DESC LIMIT 1"""
 
 

@@ -1,0 +1,123 @@
+"""ArtifactService: request validation and conversion; the use cases live in service/."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import TypeAlias
+
+import grpc
+from google.protobuf import empty_pb2
+
+from modelregistry.api import conversions as conv
+from modelregistry.api.call_context import call_context
+from modelregistry.domain import artifacts as da
+from modelregistry.domain import names
+from modelregistry.domain.errors import InvalidArgument
+from modelregistry.service.artifacts import ArtifactService
+from modelregistry.service.upload_writer import WriteChunk
+from modelregistry.v1 import artifact_pb2, artifact_service_pb2_grpc
+from modelregistry.v1 import artifact_service_pb2 as pb
+
+Context: TypeAlias = grpc.aio.ServicerContext
+
+
+def parse_artifact_name(name: str, field: str) -> tuple[names.VersionRef, str]:
+    """`models/{m}/versions/{v}/artifacts/{path}` → (version, path)."""
+    version_part, marker, path = name.partition("/artifacts/")
+    if not marker:
+        raise InvalidArgument.for_field(
+            field, f"{name[:120]!r} is not an artifact name: expected "
+            "models/{model}/versions/{version}/artifacts/{path}",
+        )  # fmt: skip
+    ref = names.parse_version_name(version_part, field)
+    return ref, da.validate_path(path, field)
+
+
+class ArtifactServicer(artifact_service_pb2_grpc.ArtifactServiceServicer):
+    def __init__(self, artifacts: ArtifactService) -> None:
+        self._artifacts = artifacts
+
+    async def StartUpload(
+        self, request: pb.StartUploadRequest, context: Context
+    ) -> artifact_pb2.UploadSession:
+        ref = names.parse_version_name(request.parent, "parent")
+        path = da.validate_path(request.path, "path")
+        size = request.size_bytes if request.HasField("size_bytes") else None
+        da.validate_size(size, "size_bytes")
+        sha256 = da.validate_sha256(request.sha256, "sha256")
+        if len(request.content_type) > da.MAX_CONTENT_TYPE_CHARS:
+            raise InvalidArgument.for_field("content_type", "at most 256 characters")
+        session = await self._artifacts.start_upload(
+            call_context(), ref, path, size, sha256, request.content_type
+        )
+        return conv.upload_session_to_proto(session)
+
+    async def Write(
+        self, request_iterator: AsyncIterator[pb.WriteRequest], context: Context
+    ) -> pb.WriteResponse:
+        committed, artifact = await self._artifacts.write(call_context(), _chunks(request_iterator))
+        response = pb.WriteResponse(committed_size=committed)
+        if artifact is not None:
+            response.artifact.CopyFrom(conv.artifact_to_proto(artifact))
+        return response
+
+    async def QueryUpload(
+        self, request: pb.QueryUploadRequest, context: Context
+    ) -> artifact_pb2.UploadSession:
+        upload_id = _valid_upload_id(request.upload_id)
+        return conv.upload_session_to_proto(await self._artifacts.query_upload(upload_id))
+
+    async def AbortUpload(
+        self, request: pb.AbortUploadRequest, context: Context
+    ) -> artifact_pb2.UploadSession:
+        upload_id = _valid_upload_id(request.upload_id)
+        session = await self._artifacts.abort_upload(call_context(), upload_id)
+        return conv.upload_session_to_proto(session)
+
+    async def Download(
+        self, request: pb.DownloadRequest, context: Context
+    ) -> AsyncIterator[pb.DownloadResponse]:
+        ref, path = parse_artifact_name(request.name, "name")
+        artifact, data = await self._artifacts.download(ref, path, request.offset, request.length)
+        yield pb.DownloadResponse(artifact=conv.artifact_to_proto(artifact))
+        async for chunk in data:
+            yield pb.DownloadResponse(data=chunk)
+
+    async def GetArtifact(
+        self, request: pb.GetArtifactRequest, context: Context
+    ) -> artifact_pb2.Artifact:
+        ref, path = parse_artifact_name(request.name, "name")
+        return conv.artifact_to_proto(await self._artifacts.get(ref, path))
+
+    async def ListArtifacts(
+        self, request: pb.ListArtifactsRequest, context: Context
+    ) -> pb.ListArtifactsResponse:
+        ref = names.parse_version_name(request.parent, "parent")
+        page = await self._artifacts.list(ref, request.page_size, request.page_token)
+        return pb.ListArtifactsResponse(
+            artifacts=[conv.artifact_to_proto(a) for a in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    async def DeleteArtifact(
+        self, request: pb.DeleteArtifactRequest, context: Context
+    ) -> empty_pb2.Empty:
+        ref, path = parse_artifact_name(request.name, "name")
+        await self._artifacts.delete(call_context(), ref, path)
+        return empty_pb2.Empty()
+
+
+async def _chunks(requests: AsyncIterator[pb.WriteRequest]) -> AsyncIterator[WriteChunk]:
+    async for request in requests:
+        # Each access to a bytes field copies it: read `data` once.
+        yield WriteChunk(request.upload_id, request.offset, request.data, request.finish)
+
+
+def _valid_upload_id(upload_id: str) -> str:
+    try:
+        return str(uuid.UUID(upload_id))
+    except ValueError:
+        raise InvalidArgument.for_field(
+            "upload_id", "not an upload id: use the one StartUpload returned"
+        ) from None

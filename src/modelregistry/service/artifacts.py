@@ -1,0 +1,414 @@
+"""Artifact use cases: open, write, commit, abort, read, list and delete files of versions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+
+from modelregistry.domain.artifacts import (
+    DEFAULT_CONTENT_TYPE,
+    Artifact,
+    UploadSession,
+    UploadState,
+    part_size_for,
+)
+from modelregistry.domain.errors import (
+    Aborted,
+    AlreadyExists,
+    DataLoss,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+    PreconditionViolation,
+    ResourceExhausted,
+)
+from modelregistry.domain.models import CallContext, ModelVersion, Page, Stage
+from modelregistry.domain.names import VersionRef
+from modelregistry.domain.page_tokens import decode_page_token, encode_page_token
+from modelregistry.domain.paging import resolve_page_size
+from modelregistry.hashing import ResumableSha256
+from modelregistry.service.upload_writer import (
+    LEASE_S,
+    UploadWriter,
+    WriteChunk,
+    drain_quietly,
+    wrong_offset,
+)
+from modelregistry.service.versions import VersionService
+from modelregistry.storage import artifacts_store, audit_store
+from modelregistry.storage.database import Connection, Database
+from modelregistry.storage.object_store import ObjectStore
+
+BLOB_PREFIX = "blobs/"
+DOWNLOAD_READ_AHEAD = 4
+
+
+def upload_not_found(upload_id: str) -> NotFound:
+    return NotFound(
+        f"upload {upload_id!r} not found; start one with StartUpload", reason="UPLOAD_NOT_FOUND"
+    )
+
+
+def _frozen(version: ModelVersion) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"{version.name} is in {version.stage.value}; artifacts can change only in DEVELOPMENT",
+        reason="ARTIFACTS_FROZEN",
+        violations=[PreconditionViolation("STAGE", version.name, "not in DEVELOPMENT")],
+    )
+
+
+def _not_active(session: UploadSession) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"upload {session.id} is {session.state.value}; "
+        + (
+            "its artifact exists already"
+            if session.state == UploadState.COMMITTED
+            else "start a new upload"
+        ),
+        reason=f"UPLOAD_{session.state.value}",
+    )
+
+
+class ArtifactService:
+    def __init__(
+        self,
+        db: Database,
+        store: ObjectStore,
+        versions: VersionService,
+        page_token_key: bytes,
+        max_concurrent_uploads: int,
+    ) -> None:
+        self._db = db
+        self._store = store
+        self._versions = versions
+        self._key = page_token_key
+        self._upload_slots = max_concurrent_uploads
+        self._uploads_streaming = 0
+        # One hash job per upload at a time; hashlib-speed SHA-256 releases the GIL.
+        self._hash_executor = ThreadPoolExecutor(
+            max_workers=max(2, max_concurrent_uploads // 2), thread_name_prefix="sha256"
+        )
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- uploads -----------------------------------------------------------------------------
+
+    async def start_upload(
+        self,
+        ctx: CallContext,
+        ref: VersionRef,
+        path: str,
+        size: int | None,
+        sha256: str,
+        content_type: str,
+    ) -> UploadSession:
+        version = await self._versions.get(ref)
+        if version.stage != Stage.DEVELOPMENT:
+            raise _frozen(version)
+        content_type = content_type or DEFAULT_CONTENT_TYPE
+        if sha256:
+            stored = await self._create_from_stored_blob(
+                ctx, version, path, size, sha256, content_type
+            )
+            if stored is not None:
+                return stored
+        return await self._open_session(ctx, version, path, size, sha256, content_type)
+
+    async def _create_from_stored_blob(
+        self,
+        ctx: CallContext,
+        version: ModelVersion,
+        path: str,
+        size: int | None,
+        sha256: str,
+        content_type: str,
+    ) -> UploadSession | None:
+        """Content the registry already holds becomes an artifact with no bytes moved."""
+        async with self._db.transaction() as conn:
+            blob = await artifacts_store.blob_summary(conn, sha256)
+            if blob is None:
+                return None
+            blob_size, summary = blob
+            await self._hold_development(conn, version)
+            if size is not None and size != blob_size:
+                raise InvalidArgument.for_field(
+                    "size_bytes",
+                    f"the content with that sha256 is {blob_size} bytes, not {size}",
+                )
+            await self._check_path_free(conn, version, path)
+            artifact_id = await artifacts_store.insert_artifact(
+                conn, version.id, path, sha256, blob_size, content_type, summary
+            )
+            artifact = await artifacts_store.get_artifact_by_id(conn, artifact_id)
+            await audit_store.insert_audit(
+                conn, ctx, "StartUpload", artifact.name, None, _artifact_summary(artifact)
+            )
+        return UploadSession(
+            id=str(uuid.uuid4()), model=version.model, version=version.version,
+            version_id=version.id, path=path, declared_size=size, declared_sha256=sha256,
+            content_type=content_type, object_key="", s3_upload_id="", part_size=0,
+            committed_size=blob_size, parts=[], hash_state=b"", state=UploadState.COMMITTED,
+            update_time=artifact.create_time, summary=summary, result=artifact,
+        )  # fmt: skip
+
+    async def _hold_development(self, conn: Connection, version: ModelVersion) -> None:
+        """Keep the version in DEVELOPMENT until this transaction commits."""
+        stage = await artifacts_store.lock_version_stage(conn, version.id)
+        if stage is None:
+            raise NotFound(f"{version.name} was deleted", reason="VERSION_NOT_FOUND")
+        if stage != Stage.DEVELOPMENT:
+            raise _frozen(version)
+
+    async def _check_path_free(self, conn: Connection, version: ModelVersion, path: str) -> None:
+        if await artifacts_store.path_taken(conn, version.id, path):
+            raise AlreadyExists(
+                f"{version.name} already has {path!r} or an open upload of it; delete or "
+                "abort that first",
+                reason="ARTIFACT_EXISTS",
+            )
+
+    async def _open_session(
+        self,
+        ctx: CallContext,
+        version: ModelVersion,
+        path: str,
+        size: int | None,
+        sha256: str,
+        content_type: str,
+    ) -> UploadSession:
+        async with self._db.connection() as conn:
+            await self._check_path_free(conn, version, path)
+        session_id = str(uuid.uuid4())
+        object_key = f"{BLOB_PREFIX}{uuid.uuid4().hex}"
+        s3_upload_id = await self._store.run_blocking(self._store.create_multipart, object_key)
+        session = UploadSession(
+            id=session_id, model=version.model, version=version.version,
+            version_id=version.id, path=path, declared_size=size, declared_sha256=sha256,
+            content_type=content_type, object_key=object_key, s3_upload_id=s3_upload_id,
+            part_size=part_size_for(size), committed_size=0, parts=[],
+            hash_state=ResumableSha256().state(), state=UploadState.ACTIVE,
+            update_time=version.update_time,
+        )  # fmt: skip
+        try:
+            async with self._db.transaction() as conn:
+                await self._hold_development(conn, version)
+                await artifacts_store.insert_session(conn, session)
+                await audit_store.insert_audit(
+                    conn, ctx, "StartUpload", session.artifact_name, None,
+                    {"upload_id": session_id, "declared_size": size, "declared_sha256": sha256},
+                )  # fmt: skip
+                stored = await artifacts_store.get_session(conn, session_id)
+        except BaseException:
+            await self._store.run_blocking(self._store.abort_multipart, object_key, s3_upload_id)
+            raise
+        assert stored is not None
+        return stored
+
+    async def query_upload(self, upload_id: str) -> UploadSession:
+        async with self._db.connection() as conn:
+            session = await artifacts_store.get_session(conn, upload_id)
+        if session is None:
+            raise upload_not_found(upload_id)
+        return session
+
+    async def write(
+        self, ctx: CallContext, chunks: AsyncIterator[WriteChunk]
+    ) -> tuple[int, Artifact | None]:
+        first = await anext(chunks, None)
+        if first is None:
+            raise InvalidArgument.for_field("upload_id", "the Write stream sent no message")
+        session = await self.query_upload(first.upload_id)
+        if session.state != UploadState.ACTIVE:
+            raise _not_active(session)
+        if first.offset != session.committed_size:
+            raise wrong_offset(session.id, session.committed_size, first.offset)
+        if self._uploads_streaming >= self._upload_slots:
+            raise ResourceExhausted(
+                f"this server is streaming {self._uploads_streaming} uploads, its limit; "
+                "retry with backoff",
+                reason="TOO_MANY_UPLOADS",
+            )
+        writer_id = str(uuid.uuid4())
+        async with self._db.connection() as conn:
+            if not await artifacts_store.claim_session(conn, session.id, writer_id, LEASE_S):
+                raise Aborted(
+                    f"another stream is writing upload {session.id}; retry after a moment",
+                    reason="UPLOAD_BUSY",
+                )
+        self._uploads_streaming += 1
+        writer = UploadWriter(self._db, self._store, self._hash_executor, session, writer_id)
+        try:
+            finished = await writer.write(first, chunks)
+            if not finished:
+                return writer.session.committed_size, None
+            artifact = await self._commit(ctx, writer)
+            return artifact.size_bytes, artifact
+        finally:
+            self._uploads_streaming -= 1
+            self._in_background(
+                drain_quietly(writer.in_flight(), lambda: self._release(session.id, writer_id))
+            )
+
+    async def _release(self, upload_id: str, writer_id: str) -> None:
+        async with self._db.connection() as conn:
+            await artifacts_store.release_session(conn, upload_id, writer_id)
+
+    async def _commit(self, ctx: CallContext, writer: UploadWriter) -> Artifact:
+        session = writer.session
+        size, digest = session.committed_size, writer.hasher.hexdigest()
+        if session.declared_size is not None and size != session.declared_size:
+            await self._abort(ctx, session, "size mismatch")
+            raise InvalidArgument.for_field(
+                "finish",
+                f"the upload declared {session.declared_size} bytes but {size} arrived; "
+                "nothing was stored, start again",
+            )
+        if session.declared_sha256 and digest != session.declared_sha256:
+            await self._abort(ctx, session, "sha256 mismatch")
+            raise DataLoss(
+                f"the bytes received hash to {digest}, not the declared "
+                f"{session.declared_sha256}: they were corrupted on the way; nothing was "
+                "stored, upload again",
+                reason="DIGEST_MISMATCH",
+            )
+        await self._store.run_blocking(
+            self._store.complete_multipart, session.object_key, session.s3_upload_id, session.parts
+        )
+        async with self._db.transaction() as conn:
+            current = await artifacts_store.get_session(conn, session.id, for_update=True)
+            if current is None or current.state != UploadState.ACTIVE:
+                raise _not_active(current or session)
+            fresh = await artifacts_store.insert_blob(conn, digest, size, session.object_key)
+            artifact_id = await artifacts_store.insert_artifact(
+                conn, session.version_id, session.path, digest, size, session.content_type,
+                session.summary,
+            )  # fmt: skip
+            await artifacts_store.finish_session(
+                conn, session.id, UploadState.COMMITTED, artifact_id
+            )
+            artifact = await artifacts_store.get_artifact_by_id(conn, artifact_id)
+            await audit_store.insert_audit(
+                conn, ctx, "Write", artifact.name, None, _artifact_summary(artifact)
+            )
+        if not fresh:
+            # The content was already stored: keep one copy (a leftover goes at the next gc).
+            with contextlib.suppress(Exception):
+                await self._store.run_blocking(self._store.remove, session.object_key)
+        return artifact
+
+    async def abort_upload(self, ctx: CallContext, upload_id: str) -> UploadSession:
+        session = await self.query_upload(upload_id)
+        if session.state == UploadState.COMMITTED:
+            raise _not_active(session)
+        if session.state == UploadState.ACTIVE:
+            await self._abort(ctx, session, "aborted by the caller")
+        return await self.query_upload(upload_id)
+
+    async def _abort(self, ctx: CallContext, session: UploadSession, why: str) -> None:
+        async with self._db.transaction() as conn:
+            await artifacts_store.finish_session(conn, session.id, UploadState.ABORTED, None)
+            await audit_store.insert_audit(
+                conn, ctx, "AbortUpload", session.artifact_name,
+                {"upload_id": session.id, "committed_size": session.committed_size},
+                {"state": "ABORTED", "why": why},
+            )  # fmt: skip
+        with contextlib.suppress(Exception):  # gc retries what the store refuses now
+            await self._store.run_blocking(
+                self._store.abort_multipart, session.object_key, session.s3_upload_id
+            )
+
+    def _in_background(self, work: Coroutine[object, object, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def close(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        self._hash_executor.shutdown(wait=True)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    async def get(self, ref: VersionRef, path: str) -> Artifact:
+        version = await self._versions.get(ref)
+        async with self._db.connection() as conn:
+            artifact = await artifacts_store.get_artifact(
+                conn, VersionRef(version.model, number=version.version), path
+            )
+        if artifact is None:
+            raise NotFound(f"{version.name} has no artifact {path!r}", reason="ARTIFACT_NOT_FOUND")
+        return artifact
+
+    async def download(
+        self, ref: VersionRef, path: str, offset: int, length: int
+    ) -> tuple[Artifact, AsyncIterator[bytes]]:
+        if offset < 0 or length < 0:
+            raise InvalidArgument.for_field(
+                "offset" if offset < 0 else "length", "must not be negative"
+            )
+        artifact = await self.get(ref, path)
+        if offset > artifact.size_bytes:
+            raise OutOfRange(
+                f"offset {offset} is past the end of {artifact.name} ({artifact.size_bytes} bytes)",
+                reason="OFFSET_PAST_END",
+            )
+        remaining = artifact.size_bytes - offset
+        count = remaining if length == 0 else min(length, remaining)
+        async with self._db.connection() as conn:
+            key = await artifacts_store.object_key_of(conn, artifact.sha256)
+        if key is None:
+            raise DataLoss(f"the content of {artifact.name} is missing", reason="BLOB_MISSING")
+        return artifact, self._read(key, offset, count)
+
+    async def _read(self, key: str, offset: int, count: int) -> AsyncIterator[bytes]:
+        if count == 0:
+            return
+        reader = await self._store.run_read(self._store.read_range, key, offset, count)
+        try:
+            pending: asyncio.Future[bytes] = asyncio.ensure_future(
+                self._store.run_read(reader.read_chunk)
+            )
+            while True:
+                chunk = await pending
+                if not chunk:
+                    return
+                # Read the next chunk from S3 while this one goes to the client.
+                pending = asyncio.ensure_future(self._store.run_read(reader.read_chunk))
+                yield chunk
+        finally:
+            await self._store.run_read(reader.close)
+
+    async def list(self, ref: VersionRef, page_size: int, page_token: str) -> Page[Artifact]:
+        limit = resolve_page_size(page_size)
+        version = await self._versions.get(ref)
+        binding = f"ListArtifacts\x00{version.name}"
+        after = ""
+        if page_token:
+            values = decode_page_token(self._key, binding, page_token)
+            if len(values) != 1 or not isinstance(values[0], str):
+                raise InvalidArgument.for_field("page_token", "page_token does not match")
+            after = values[0]
+        async with self._db.connection() as conn:
+            items = await artifacts_store.list_artifacts(conn, version.id, after, limit + 1)
+        if len(items) > limit:
+            items = items[:limit]
+            return Page(items, encode_page_token(self._key, binding, [items[-1].path]))
+        return Page(items, "")
+
+    async def delete(self, ctx: CallContext, ref: VersionRef, path: str) -> None:
+        version = await self._versions.get(ref)
+        if version.stage != Stage.DEVELOPMENT:
+            raise _frozen(version)
+        artifact = await self.get(VersionRef(version.model, number=version.version), path)
+        async with self._db.transaction() as conn:
+            await artifacts_store.delete_artifact(conn, artifact.id)
+            await audit_store.insert_audit(
+                conn, ctx, "DeleteArtifact", artifact.name, _artifact_summary(artifact), None
+            )
+
+
+def _artifact_summary(artifact: Artifact) -> dict[str, object]:
+    return {"path": artifact.path, "size_bytes": artifact.size_bytes, "sha256": artifact.sha256}
