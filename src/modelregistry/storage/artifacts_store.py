@@ -205,18 +205,18 @@ async def insert_blob(conn: asyncpg.Connection, sha256: str, size: int, object_k
     return bool(inserted)
 
 
-async def delete_unreferenced_blob(conn: asyncpg.Connection, sha256: str) -> str | None:
-    """Delete the blob row if nothing names it; its object key, or None if kept."""
+async def delete_unreferenced_blob(conn: asyncpg.Connection, sha256: str) -> tuple[str, int] | None:
+    """Delete the blob row if nothing names it: (object key, size), or None if kept."""
     try:
-        key: str | None = await conn.fetchval(
+        row = await conn.fetchrow(
             """DELETE FROM blobs b WHERE b.sha256 = $1
                AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.blob_sha256 = b.sha256)
-               RETURNING b.object_key""",
+               RETURNING b.object_key, b.size_bytes""",
             sha256,
         )
     except asyncpg.ForeignKeyViolationError:
         return None  # an artifact naming it committed meanwhile: keep it
-    return key
+    return (row["object_key"], row["size_bytes"]) if row else None
 
 
 async def unreferenced_blobs(conn: asyncpg.Connection, limit: int) -> list[str]:

@@ -1,0 +1,69 @@
+"""`modelreg gc`: one garbage-collection pass against the configured PostgreSQL and S3."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated
+
+import typer
+
+from modelregistry.cli.errors import EXIT_ERROR, EXIT_USAGE
+from modelregistry.config import ConfigError, Settings
+from modelregistry.domain.errors import RegistryError
+from modelregistry.domain.models import CallContext
+from modelregistry.server import object_store_from
+from modelregistry.service.gc import GarbageCollector, GcReport
+from modelregistry.storage.database import Database
+
+
+def register(app: typer.Typer) -> None:
+    app.command("gc")(gc)
+
+
+def gc(
+    idle_seconds: Annotated[
+        float | None,
+        typer.Option(
+            help="Abort uploads idle longer than this (default MODELREG_UPLOAD_IDLE_TIMEOUT_S)."
+        ),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Abort idle uploads and delete stored content that nothing references.
+
+    Configured like `serve` (MODELREG_DATABASE_URL, MODELREG_S3_*); safe to run while the registry serves.
+    """  # noqa: E501
+    try:
+        settings = Settings.from_env()
+    except ConfigError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    idle = settings.upload_idle_timeout_s if idle_seconds is None else idle_seconds
+    if idle < 0:
+        typer.echo("error: --idle-seconds must not be negative", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        report = asyncio.run(_collect(settings, idle))
+    except RegistryError as error:
+        typer.echo(f"error: {error.reason}: {error}", err=True)
+        raise typer.Exit(EXIT_ERROR) from None
+    if json_output:
+        typer.echo(json.dumps(report.as_dict()))
+    else:
+        typer.echo(
+            f"aborted {report.sessions_aborted} idle uploads, deleted {report.blobs_deleted} "
+            f"unreferenced blobs and {report.orphan_objects_deleted} orphaned objects, "
+            f"freed {report.bytes_freed} bytes"
+        )
+
+
+async def _collect(settings: Settings, idle_s: float) -> GcReport:
+    db = await Database.connect(settings.database_url, min_size=1, max_size=2)
+    store = object_store_from(settings)
+    try:
+        ctx = CallContext(principal="gc", request_id="gc")
+        return await GarbageCollector(db, store).collect(ctx, idle_s)
+    finally:
+        await db.close()
+        store.close()

@@ -1,0 +1,91 @@
+"""Garbage collection: idle upload sessions, blobs no artifact names, orphaned objects.
+
+Safe while uploads and deletes run: a blob row is deleted only when no artifact names it (the
+foreign key refuses otherwise, even against a commit racing this pass), and an object is
+removed only if the bucket listing that found it predates the database read that shows
+nothing refers to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass
+
+from modelregistry.domain.artifacts import UploadState
+from modelregistry.domain.errors import Unavailable
+from modelregistry.domain.models import CallContext
+from modelregistry.service.artifacts import BLOB_PREFIX
+from modelregistry.storage import artifacts_store, audit_store
+from modelregistry.storage.database import Database
+from modelregistry.storage.object_store import ObjectStore
+
+_BATCH = 500
+
+
+@dataclass
+class GcReport:
+    sessions_aborted: int = 0
+    blobs_deleted: int = 0
+    orphan_objects_deleted: int = 0
+    bytes_freed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class GarbageCollector:
+    def __init__(self, db: Database, store: ObjectStore) -> None:
+        self._db = db
+        self._store = store
+
+    async def collect(self, ctx: CallContext, idle_s: float) -> GcReport:
+        report = GcReport()
+        await self._abort_idle_sessions(ctx, idle_s, report)
+        await self._delete_unreferenced_blobs(report)
+        await self._delete_orphan_objects(report)
+        return report
+
+    async def _abort_idle_sessions(self, ctx: CallContext, idle_s: float, report: GcReport) -> None:
+        async with self._db.connection() as conn:
+            idle = await artifacts_store.idle_sessions(conn, idle_s, _BATCH)
+        for session in idle:
+            async with self._db.transaction() as conn:
+                current = await artifacts_store.get_session(conn, session.id, for_update=True)
+                if current is None or current.state != UploadState.ACTIVE:
+                    continue
+                await artifacts_store.finish_session(conn, session.id, UploadState.ABORTED, None)
+                await audit_store.insert_audit(
+                    conn, ctx, "AbortUpload", session.artifact_name,
+                    {"upload_id": session.id, "committed_size": session.committed_size},
+                    {"state": "ABORTED", "why": f"idle for more than {idle_s:g} s"},
+                )  # fmt: skip
+            with contextlib.suppress(Unavailable):
+                await self._store.run_blocking(
+                    self._store.abort_multipart, session.object_key, session.s3_upload_id
+                )
+            report.sessions_aborted += 1
+            report.bytes_freed += session.committed_size
+
+    async def _delete_unreferenced_blobs(self, report: GcReport) -> None:
+        async with self._db.connection() as conn:
+            candidates = await artifacts_store.unreferenced_blobs(conn, _BATCH)
+        for sha256 in candidates:
+            async with self._db.transaction() as conn:
+                deleted = await artifacts_store.delete_unreferenced_blob(conn, sha256)
+            if deleted is None:
+                continue
+            key, size = deleted
+            await self._store.run_blocking(self._store.remove, key)
+            report.blobs_deleted += 1
+            report.bytes_freed += size
+
+    async def _delete_orphan_objects(self, report: GcReport) -> None:
+        # List first, then read what the database knows: an object listed here was created
+        # before this read, so if neither a blob nor an open session names it now, none will.
+        listed = await self._store.run_blocking(self._store.object_keys, BLOB_PREFIX)
+        async with self._db.connection() as conn:
+            known = await artifacts_store.known_object_keys(conn)
+        for key, _modified in listed:
+            if key not in known:
+                await self._store.run_blocking(self._store.remove, key)
+                report.orphan_objects_deleted += 1
