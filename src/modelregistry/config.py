@@ -75,11 +75,6 @@ class Settings:
             raise ConfigError("MODELREG_LOG_FORMAT must be auto, json or console")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError("MODELREG_LOG_LEVEL must be debug, info, warning or error")
-        if not self.s3_endpoint:
-            raise ConfigError(
-                "MODELREG_S3_ENDPOINT is not set: give the S3 endpoint as host:port "
-                "(with MODELREG_S3_ACCESS_KEY and MODELREG_S3_SECRET_KEY)"
-            )
         if self.max_concurrent_uploads < 1 or self.upload_idle_timeout_s <= 0:
             raise ConfigError(
                 "MODELREG_MAX_CONCURRENT_UPLOADS and MODELREG_UPLOAD_IDLE_TIMEOUT_S must be > 0"
@@ -88,6 +83,16 @@ class Settings:
             raise ConfigError(
                 "MODELREG_SHUTDOWN_GRACE_S and MODELREG_HEALTH_INTERVAL_S must be > 0"
             )
+
+
+    def require_object_store(self) -> Settings:
+        """`serve` and `gc` need S3; `migrate` does not."""
+        if not self.s3_endpoint:
+            raise ConfigError(
+                "MODELREG_S3_ENDPOINT is not set: give the S3 endpoint as host:port "
+                "(with MODELREG_S3_ACCESS_KEY and MODELREG_S3_SECRET_KEY)"
+            )
+        return self
 
 
 _TRUE = {"1", "true", "yes", "on"}

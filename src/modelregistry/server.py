@@ -58,6 +58,7 @@ async def serve(
     on_ready: Callable[[str], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
+    settings.require_object_store()
     configure_logging(settings.log_format, settings.log_level)
     stop = stop or _stop_on_signals()
     if settings.migrate_on_start:

@@ -35,7 +35,7 @@ def gc(
     Configured like `serve` (MODELREG_DATABASE_URL, MODELREG_S3_*); safe to run while the registry serves.
     """  # noqa: E501
     try:
-        settings = Settings.from_env()
+        settings = Settings.from_env().require_object_store()
     except ConfigError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(EXIT_USAGE) from None

@@ -1,4 +1,5 @@
-"""`modelreg`: the server commands (serve, migrate, dev) and the client verbs (models, versions).
+"""`modelreg`: the server commands (serve, migrate, dev) and the client verbs (models, versions,
+upload, download, artifacts).
 
 Server-side modules are imported inside their commands, so a client verb never loads asyncpg,
 uvloop or the servicers.
@@ -12,15 +13,15 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from modelregistry.cli import dev_command, models, versions
+from modelregistry.cli import artifacts, dev_command, gc_command, models, versions
 from modelregistry.cli.errors import EXIT_CODES_HELP, EXIT_ERROR, EXIT_UNAVAILABLE, EXIT_USAGE
 
 app = typer.Typer(
     name="modelreg",
     help=(
         "A gRPC model registry. Run a server with `serve` (or `dev` for the embedded one), "
-        "then use `models` and `versions` against it (--target, default $MODELREG_TARGET "
-        "or 127.0.0.1:50051). Every client verb takes --json."
+        "then use `models`, `versions`, `upload`, `download` and `artifacts` against it "
+        "(--target, default $MODELREG_TARGET or 127.0.0.1:50051). Every client verb takes --json."
     ),
     epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
@@ -45,7 +46,7 @@ def serve(
     from modelregistry.config import ConfigError, Settings
 
     try:
-        settings = Settings.from_env(listen=listen)
+        settings = Settings.from_env(listen=listen).require_object_store()
         server.run(settings)
     except ConfigError as error:
         _fail(f"error: {error}", EXIT_USAGE)
@@ -93,6 +94,8 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 dev_command.register(app)
+artifacts.register(app)
+gc_command.register(app)
 
 
 def main() -> None:
