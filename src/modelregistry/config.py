@@ -84,7 +84,6 @@ class Settings:
                 "MODELREG_SHUTDOWN_GRACE_S and MODELREG_HEALTH_INTERVAL_S must be > 0"
             )
 
-
     def require_object_store(self) -> Settings:
         """`serve` and `gc` need S3; `migrate` does not."""
         if not self.s3_endpoint:

@@ -274,9 +274,7 @@ class ArtifactService:
                 "stored, upload again",
                 reason="DIGEST_MISMATCH",
             )
-        await self._store.run_blocking(
-            self._store.complete_multipart, session.object_key, session.s3_upload_id, session.parts
-        )
+        await self._complete_object(session)
         async with self._db.transaction() as conn:
             current = await artifacts_store.get_session(conn, session.id, for_update=True)
             if current is None or current.state != UploadState.ACTIVE:
@@ -298,6 +296,18 @@ class ArtifactService:
             with contextlib.suppress(Exception):
                 await self._store.run_blocking(self._store.remove, session.object_key)
         return artifact
+
+    async def _complete_object(self, session: UploadSession) -> None:
+        store = self._store
+        try:
+            await store.run_blocking(
+                store.complete_multipart, session.object_key, session.s3_upload_id, session.parts
+            )
+        except FailedPrecondition:
+            # A retried finish whose first completion reached S3 but not PostgreSQL.
+            size = await store.run_blocking(store.object_size, session.object_key)
+            if size != session.committed_size:
+                raise
 
     async def abort_upload(self, ctx: CallContext, upload_id: str) -> UploadSession:
         session = await self.query_upload(upload_id)
@@ -379,6 +389,10 @@ class ArtifactService:
                 pending = asyncio.ensure_future(self._store.run_read(reader.read_chunk))
                 yield chunk
         finally:
+            # A client gone mid-stream leaves a read running on a thread: let it end first.
+            await asyncio.wait([pending])
+            if not pending.cancelled():
+                pending.exception()
             await self._store.run_read(reader.close)
 
     async def list(self, ref: VersionRef, page_size: int, page_token: str) -> Page[Artifact]:

@@ -127,6 +127,15 @@ class ObjectStore:
         except (FailedPrecondition, NotFound):
             pass
 
+    def object_size(self, key: str) -> int | None:
+        """The stored object's size, or None if there is none."""
+        try:
+            with self._translated_errors("look up an object in"):
+                stat = self._client.stat_object(self.bucket, key)
+        except DataLoss:
+            return None
+        return stat.size
+
     def remove(self, key: str) -> None:
         with self._translated_errors("delete an object in"):
             self._client.remove_object(self.bucket, key)

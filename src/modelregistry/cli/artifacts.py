@@ -1,0 +1,541 @@
+"""`modelreg upload`, `modelreg download` and `modelreg artifacts ...`: a version's files.
+
+Transfers go through modelregistry.transfer (resumable uploads, parallel verified downloads).
+Progress bars go to stderr, so `--json` output on stdout stays clean; they are off with
+--no-progress or when stderr is not a terminal. --timeout bounds each unary call; the data
+streams have no deadline (a broken one is resumed instead).
+"""
+
+from __future__ import annotations
+
+import json as json_module
+import mimetypes
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import grpc
+import typer
+from rich import box
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from modelregistry import client, transfer
+from modelregistry.cli.common import (
+    AllOption,
+    JsonOption,
+    PageSizeOption,
+    PageTokenOption,
+    Session,
+    TargetOption,
+    TimeoutOption,
+    TokenOption,
+    emit,
+    out,
+    usage_error,
+    version_ref,
+)
+from modelregistry.cli.errors import (
+    EXIT_CODES_HELP,
+    EXIT_ERROR,
+    EXIT_NOT_FOUND,
+    exit_code_for,
+    format_rpc_error,
+)
+from modelregistry.v1 import (
+    artifact_pb2,
+    artifact_service_pb2,
+    artifact_service_pb2_grpc,
+    model_version_pb2,
+)
+from modelregistry.v1 import registry_service_pb2 as rs
+
+DEFAULT_TIMEOUT = client.DEFAULT_TIMEOUT_S
+
+app = typer.Typer(
+    name="artifacts",
+    help="List, show and delete a version's files (see also `upload` and `download`).",
+    epilog=EXIT_CODES_HELP,
+    no_args_is_help=True,
+)
+
+VersionArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="VERSION", help="MODEL/VERSION or models/MODEL/versions/VERSION (number or alias)."
+    ),
+]
+ArtifactArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="ARTIFACT",
+        help="MODEL/VERSION/PATH or models/MODEL/versions/VERSION/artifacts/PATH.",
+    ),
+]
+NoProgressOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-progress",
+        help="No progress bars (they go to stderr, and only when it is a terminal).",
+    ),
+]
+
+
+# --- shared ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Connection:
+    session: Session
+    artifacts: artifact_service_pb2_grpc.ArtifactServiceStub
+    channel: grpc.Channel
+
+
+@contextmanager
+def _connect(target: str, timeout: float, token: str | None) -> Iterator[_Connection]:
+    channel = client.connect(target, token=token)
+    try:
+        yield _Connection(
+            session=Session(target=target, timeout=timeout, stub=client.registry(channel)),
+            artifacts=transfer.artifact_stub(channel),
+            channel=channel,
+        )
+    finally:
+        channel.close()
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    print(" ".join(message.split()), file=sys.stderr)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _transfer_errors(target: str) -> Iterator[None]:
+    """A failed transfer as one line on stderr and the exit code of its cause."""
+    try:
+        yield
+    except grpc.RpcError as error:
+        code = error.code() if isinstance(error, grpc.Call) else None
+        _fail(format_rpc_error(error, target), exit_code_for(code))
+    except (transfer.TransferError, transfer.UnsafePath) as error:
+        _fail(f"error: {error}")
+    except OSError as error:
+        _fail(f"error: {error.filename or ''}: {error.strerror or error}")
+
+
+def artifact_name(ref: str) -> str:
+    """`m/3/weights/a.bin` or `models/m/versions/3/artifacts/weights/a.bin` → the name."""
+    if ref.startswith("models/"):
+        parts = ref.split("/", 5)
+        if len(parts) == 6 and parts[2] == "versions" and parts[4] == "artifacts" and all(parts):
+            return ref
+    else:
+        parts = ref.split("/", 2)
+        if len(parts) == 3 and all(parts):
+            return f"models/{parts[0]}/versions/{parts[1]}/artifacts/{parts[2]}"
+    raise usage_error(
+        f"{ref!r} does not name an artifact: use MODEL/VERSION/PATH or "
+        "models/MODEL/versions/VERSION/artifacts/PATH",
+        "ARTIFACT",
+    )
+
+
+class _Bars:
+    """rich progress bars on stderr (bytes, MB/s, ETA), or nothing when disabled."""
+
+    def __init__(self, enabled: bool) -> None:
+        console = Console(stderr=True)
+        self._progress: Progress | None = None
+        if enabled and console.is_terminal:
+            self._progress = Progress(
+                TextColumn("{task.description}", markup=False),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=False,
+            )
+
+    def __enter__(self) -> _Bars:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def task(self, description: str, total: int) -> transfer.Progress | None:
+        progress = self._progress
+        if progress is None:
+            return None
+        task_id: TaskID = progress.add_task(description, total=total)
+
+        def update(done: int, size: int) -> None:
+            progress.update(task_id, completed=done, total=size)
+
+        return update
+
+
+def _size(n: int) -> str:
+    """Decimal units, as the progress bars show them."""
+    if n < 1000:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("kB", "MB", "GB"):
+        value /= 1000
+        if value < 1000:
+            return f"{value:.1f} {unit}"
+    return f"{value / 1000:.1f} TB"
+
+
+def _artifact_table(console: Console, artifacts: Sequence[artifact_pb2.Artifact]) -> None:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    for column in ("PATH", "SIZE", "SHA256", "TYPE", "FORMAT"):
+        table.add_column(column, no_wrap=column != "PATH", overflow="fold")
+    for a in artifacts:
+        table.add_row(
+            Text(a.path),
+            Text(_size(a.size_bytes)),
+            Text(a.sha256[:16]),
+            Text(a.content_type),
+            Text(a.summary.format),
+        )
+    console.print(table)
+
+
+# --- upload ---------------------------------------------------------------------------------
+
+
+def upload_targets(path: str, files: Sequence[Path]) -> list[tuple[Path, str]]:
+    """(local file, path in the version) pairs: PATH itself for one FILE, else PATH/basename.
+
+    One FILE with PATH ending in `/` also goes to PATH/basename; PATH `.` is the version's
+    top level.
+    """
+    prefix = "" if path in (".", "./") else path.rstrip("/")
+    if len(files) == 1 and not path.endswith("/") and path not in (".", "./"):
+        return [(files[0], path)]
+    pairs = [(f, f"{prefix}/{f.name}" if prefix else f.name) for f in files]
+    seen: set[str] = set()
+    for _, dest in pairs:
+        if dest in seen:
+            raise usage_error(f"two files would both be uploaded as {dest!r}", "FILE")
+        seen.add(dest)
+    return pairs
+
+
+def upload(
+    version: VersionArg,
+    path: Annotated[
+        str,
+        typer.Argument(
+            metavar="PATH",
+            help="Path in the version for one FILE; a directory prefix for several FILEs.",
+        ),
+    ],
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="FILE",
+            help="Local files; several go under PATH by their base names.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ],
+    content_type: Annotated[
+        str | None,
+        typer.Option(
+            "--content-type", help="Default: guessed from the file name.", show_default=False
+        ),
+    ] = None,
+    no_digest: Annotated[
+        bool,
+        typer.Option(
+            "--no-digest",
+            help="Do not hash each file before sending it (then content the registry "
+            "already holds is sent again; the server still hashes it).",
+        ),
+    ] = False,
+    no_progress: NoProgressOption = False,
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Upload FILEs into a version in DEVELOPMENT, one after another, resuming broken streams.
+
+    `modelreg upload llama/3 config.json ./config.json` stores one file as config.json;
+    `modelreg upload llama/3 weights ./shard-*.safetensors` stores each as weights/NAME.
+    Each file is hashed first, so content the registry already holds is not sent again.
+    """
+    name = version_ref([version], "VERSION")
+    pairs = upload_targets(path, files)
+    uploaded: list[artifact_pb2.Artifact] = []
+    with (
+        _connect(target, timeout, token) as conn,
+        _transfer_errors(target),
+        _Bars(not no_progress) as bars,
+    ):
+        for local, dest in pairs:
+            size = local.stat().st_size
+            hashing = None if no_digest else bars.task(f"hash {dest}", size)
+            sending = bars.task(f"upload {dest}", size)
+            artifact = transfer.upload_file(
+                conn.artifacts,
+                name,
+                dest,
+                local,
+                content_type=content_type or mimetypes.guess_type(local.name)[0],
+                declare_sha256=not no_digest,
+                progress=sending,
+                hash_progress=hashing,
+                timeout=timeout,
+            )
+            uploaded.append(artifact)
+    result = artifact_service_pb2.ListArtifactsResponse(artifacts=uploaded)
+    emit(result, json, lambda console: _artifact_table(console, uploaded))
+
+
+# --- download -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    path: str
+    size_bytes: int
+    sha256: str  # from the manifest, or "" when there is none
+
+
+def select(entries: Sequence[_Wanted], path: str | None) -> list[_Wanted]:
+    """Every entry, or the one at `path`, or those under the directory `path`."""
+    if path is None:
+        return list(entries)
+    prefix = path.rstrip("/") + "/"
+    return [e for e in entries if e.path == path or e.path.startswith(prefix)]
+
+
+def download(
+    version: VersionArg,
+    path: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[PATH]",
+            help="One file, or a directory of the version; omit for every file.",
+            show_default=False,
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out", "-o", metavar="DIR", help="Where files go (made if missing).")
+    ] = Path("."),
+    streams: Annotated[
+        int,
+        typer.Option("--streams", min=1, max=32, help="Parallel ranges for files above 64 MiB."),
+    ] = transfer.DEFAULT_STREAMS,
+    no_progress: NoProgressOption = False,
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Download a version's files into DIR, keeping their relative paths, and verify them.
+
+    For a READY version every file is checked against the version's manifest (SHA-256 and
+    size) and the manifest against its digest, which is printed; a file that does not match
+    is not kept. A file is written to a temporary name and renamed into place only once
+    verified. Paths that would land outside DIR are refused before anything is written.
+    """
+    name = version_ref([version], "VERSION")
+    with _connect(target, timeout, token) as conn, _transfer_errors(target):
+        s = conn.session
+        found = s.call(s.stub.GetModelVersion, rs.GetModelVersionRequest(name=name))
+        if found.manifest:
+            digest = transfer.manifest_digest(found.manifest)
+            if digest != found.manifest_digest:
+                _fail(
+                    f"error: the manifest of {found.name} does not match its digest "
+                    f"({digest} computed, {found.manifest_digest} given)"
+                )
+            entries = [_Wanted(e.path, e.size_bytes, e.sha256) for e in found.manifest]
+        else:
+            if found.status != model_version_pb2.MODEL_VERSION_STATUS_READY:
+                print(
+                    f"warning: {client.short_version(found.name)} is not READY (uploads are "
+                    "open): it has no manifest, each file is checked against its own SHA-256",
+                    file=sys.stderr,
+                )
+            entries = [_Wanted(a.path, a.size_bytes, "") for a in _list_all(s, conn, found.name)]
+        wanted = select(entries, path)
+        if not wanted and path is not None:
+            _fail(f"error: no artifact {path!r} in {found.name}", EXIT_NOT_FOUND)
+        destinations = [transfer.safe_destination(out_dir, w.path) for w in wanted]
+        files: list[dict[str, Any]] = []
+        with _Bars(not no_progress) as bars:
+            for w, dest in zip(wanted, destinations, strict=True):
+                artifact = transfer.download_file(
+                    conn.artifacts,
+                    f"{found.name}/artifacts/{w.path}",
+                    dest,
+                    streams=streams,
+                    progress=bars.task(f"download {w.path}", w.size_bytes),
+                    expected_sha256=w.sha256 or None,
+                )
+                files.append(
+                    {
+                        "path": artifact.path or w.path,
+                        "sizeBytes": str(artifact.size_bytes),
+                        "sha256": artifact.sha256,
+                        "file": str(dest),
+                    }
+                )
+    verified = bool(found.manifest)
+    if json:
+        document = {
+            "modelVersion": found.name,
+            "manifestDigest": found.manifest_digest,
+            "manifestVerified": verified,
+            "files": files,
+        }
+        typer.echo(json_module.dumps(document, indent=2, sort_keys=True))
+        return
+    console = out()
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    for column in ("PATH", "SIZE", "SHA256", "FILE"):
+        table.add_column(column, no_wrap=column in ("SIZE", "SHA256"), overflow="fold")
+    for f in files:
+        table.add_row(
+            Text(f["path"]),
+            Text(_size(int(f["sizeBytes"]))),
+            Text(f["sha256"][:16]),
+            Text(f["file"]),
+        )
+    console.print(table)
+    if verified:
+        console.print(
+            Text(f"manifest {found.manifest_digest} verified: {len(files)} file(s) match")
+        )
+    else:
+        console.print(Text(f"{len(files)} file(s) verified against their SHA-256"))
+
+
+def _list_all(s: Session, conn: _Connection, parent: str) -> list[artifact_pb2.Artifact]:
+    merged: artifact_service_pb2.ListArtifactsResponse = s.list_pages(
+        conn.artifacts.ListArtifacts,
+        lambda token: artifact_service_pb2.ListArtifactsRequest(
+            parent=parent, page_size=1000, page_token=token
+        ),
+        "artifacts",
+        True,
+    )
+    return list(merged.artifacts)
+
+
+# --- artifacts list / get / delete ------------------------------------------------------------
+
+
+@app.command("list")
+def list_(
+    version: VersionArg,
+    page_size: PageSizeOption = 0,
+    page_token: PageTokenOption = "",
+    all_: AllOption = False,
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """List a version's files by path (one page, or every page with --all)."""
+    parent = version_ref([version], "VERSION")
+    with _connect(target, timeout, token) as conn:
+        merged: artifact_service_pb2.ListArtifactsResponse = conn.session.list_pages(
+            conn.artifacts.ListArtifacts,
+            lambda token: artifact_service_pb2.ListArtifactsRequest(
+                parent=parent, page_size=page_size, page_token=token
+            ),
+            "artifacts",
+            all_,
+            page_token,
+        )
+
+    def human(console: Console) -> None:
+        _artifact_table(console, merged.artifacts)
+        if merged.next_page_token:
+            console.print(Text(f"more: --page-token {merged.next_page_token}"))
+
+    emit(merged, json, human)
+
+
+@app.command("get")
+def get(
+    artifact: ArtifactArg,
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Show one file's metadata (size, SHA-256, recognised format)."""
+    name = artifact_name(artifact)
+    with _connect(target, timeout, token) as conn:
+        s = conn.session
+        found = s.call(
+            conn.artifacts.GetArtifact, artifact_service_pb2.GetArtifactRequest(name=name)
+        )
+
+    def human(console: Console) -> None:
+        table = Table(box=box.SIMPLE, show_header=False)
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column(overflow="fold")
+        rows = [
+            ("name", found.name),
+            ("size", f"{found.size_bytes} bytes ({_size(found.size_bytes)})"),
+            ("sha256", found.sha256),
+            ("content type", found.content_type),
+            ("format", found.summary.format),
+            *sorted(found.summary.properties.items()),
+        ]
+        for key, value in rows:
+            if value:
+                table.add_row(Text(key), Text(value))
+        console.print(table)
+
+    emit(found, json, human)
+
+
+@app.command("delete")
+def delete(
+    artifact: ArtifactArg,
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Delete a file from a version in DEVELOPMENT."""
+    name = artifact_name(artifact)
+    with _connect(target, timeout, token) as conn:
+        s = conn.session
+        empty = s.call(
+            conn.artifacts.DeleteArtifact, artifact_service_pb2.DeleteArtifactRequest(name=name)
+        )
+    emit(empty, json, lambda console: console.print(Text(f"deleted {name}")))
+
+
+def register(app_: typer.Typer) -> None:
+    """Add `upload`, `download` and the `artifacts` group to the top-level app."""
+    app_.command("upload")(upload)
+    app_.command("download")(download)
+    app_.add_typer(app, name="artifacts")
