@@ -49,8 +49,9 @@ BACKOFF_BASE_S = 0.2
 BACKOFF_CAP_S = 5.0
 
 # A stream that broke rather than a request that was refused: resume after a backoff.
-# ABORTED is "another stream is writing this session" (a dropped stream's lease has not
-# expired yet); INTERNAL is what gRPC reports for some connection drops (RST_STREAM).
+# ABORTED is "another stream is writing this session" (a dropped stream's parts are still
+# draining, or its lease has not expired); INTERNAL is what gRPC reports for some connection
+# drops (RST_STREAM); RESOURCE_EXHAUSTED is a server at its limit of concurrent uploads.
 RETRYABLE_CODES = frozenset(
     {
         grpc.StatusCode.UNAVAILABLE,
@@ -58,6 +59,7 @@ RETRYABLE_CODES = frozenset(
         grpc.StatusCode.CANCELLED,
         grpc.StatusCode.INTERNAL,
         grpc.StatusCode.ABORTED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
     }
 )
 

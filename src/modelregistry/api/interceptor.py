@@ -117,7 +117,7 @@ def _wrap_behavior(inner: Behavior, method: str, quiet: bool) -> Behavior:
 class _Call:
     """Book-keeping for one RPC: its id and caller, how it ended, and how long it took."""
 
-    __slots__ = ("code", "context", "method", "quiet", "request_id", "start", "token")
+    __slots__ = ("code", "context", "method", "quiet", "request_id", "start")
 
     def __init__(self, method: str, context: grpc.aio.ServicerContext, quiet: bool) -> None:
         self.method = method
@@ -126,7 +126,9 @@ class _Call:
         self.start = time.perf_counter()
         self.code = grpc.StatusCode.OK
         self.request_id = _request_id(context)
-        self.token = current_call.set(CallContext(principal=ANONYMOUS, request_id=self.request_id))
+        # No reset needed: each RPC runs in its own task, in its own copy of the context (and
+        # a streaming call may finish in another task, where a reset token is refused).
+        current_call.set(CallContext(principal=ANONYMOUS, request_id=self.request_id))
 
     async def fail(self, exc: Exception) -> None:
         """Abort the call with the status `exc` stands for (always raises)."""
@@ -141,7 +143,6 @@ class _Call:
         await self.context.abort_with_status(internal_status(self.request_id))
 
     def finish(self) -> None:
-        current_call.reset(self.token)
         elapsed = time.perf_counter() - self.start
         code_name = self.code.name
         RPC_TOTAL.labels(self.method, code_name).inc()
