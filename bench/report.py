@@ -1,4 +1,4 @@
-"""Pure helpers of the benchmark report: percentiles, one result cell, the targets check.
+"""Pure helpers of the benchmark report: percentiles, one result cell, rates, the targets check.
 
 No I/O here, so the numbers the report prints can be tested without a server.
 """
@@ -6,11 +6,13 @@ No I/O here, so the numbers the report prints can be tested without a server.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 _NS_PER_MS = 1_000_000
+_BYTES_PER_MB = 1_000_000  # MB/s in the report are 10^6 bytes per second
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -56,13 +58,34 @@ def cell(sample: Sample) -> dict[str, float | int]:
     }
 
 
+def mb_per_s(size_bytes: int, seconds: float) -> float:
+    """Throughput in MB/s, MB = 10^6 bytes."""
+    if seconds <= 0:
+        raise ValueError(f"a transfer cannot take {seconds} s")
+    return round(size_bytes / _BYTES_PER_MB / seconds, 1)
+
+
+def median(values: Sequence[float]) -> float:
+    """The median of the rounds (the mean of the middle two for an even count)."""
+    if not values:
+        raise ValueError("median of no values")
+    return round(statistics.median(values), 1)
+
+
+def ratio(numerator: float, denominator: float) -> float | None:
+    """numerator / denominator to 3 places; None when the denominator is not positive."""
+    if denominator <= 0:
+        return None
+    return round(numerator / denominator, 3)
+
+
 @dataclass(frozen=True)
 class Target:
     """One goal from the issue: `path` into the report, compared with `op` against `bound`."""
 
     name: str
     path: tuple[str, ...]
-    op: Literal[">=", "<="]
+    op: Literal[">=", "<=", "<"]
     bound: float
 
 
@@ -89,6 +112,19 @@ TARGETS = (
     Target("server idle RSS MiB", ("server_rss_mib",), "<=", 150),
 )
 
+# The artifact transfer goals, with paths inside the report's "artifacts" object.
+ARTIFACT_TARGETS = (
+    Target("upload through the service / direct S3 PUT", ("upload_ratio",), ">=", 0.95),
+    Target("download through the service / direct S3 GET", ("download_ratio",), ">=", 0.90),
+    Target(
+        "server RSS growth MiB during 4 concurrent uploads",
+        ("server_rss_growth_mib",),
+        "<=",
+        256,
+    ),
+    Target("upload of stored content with its digest, seconds", ("dedup_upload_s",), "<", 1),
+)
+
 
 def check_targets(
     report: Mapping[str, Any], targets: Sequence[Target] = TARGETS
@@ -101,8 +137,10 @@ def check_targets(
             met = False
         elif target.op == ">=":
             met = actual >= target.bound
-        else:
+        elif target.op == "<=":
             met = actual <= target.bound
+        else:
+            met = actual < target.bound
         checked[target.name] = {
             "target": f"{target.op} {target.bound:g}",
             "actual": actual,

@@ -108,3 +108,54 @@ def test_a_missing_measurement_counts_as_missed() -> None:
     checked = report.check_targets({"registry": {}})
     assert not any(entry["met"] for entry in checked.values())
     assert all(entry["actual"] is None for entry in checked.values())
+
+
+def test_mb_per_s_counts_decimal_megabytes() -> None:
+    assert report.mb_per_s(2 * 1024**3, 10.0) == 214.7  # 2 GiB in 10 s
+    assert report.mb_per_s(1_000_000, 1.0) == 1.0
+
+
+def test_mb_per_s_refuses_a_transfer_without_duration() -> None:
+    with pytest.raises(ValueError, match="cannot take"):
+        report.mb_per_s(1, 0.0)
+
+
+def test_median_of_the_rounds() -> None:
+    assert report.median([3.0, 1.0, 2.0]) == 2.0
+    assert report.median([1.0, 2.0]) == 1.5
+    with pytest.raises(ValueError, match="no values"):
+        report.median([])
+
+
+def test_ratio_is_none_without_a_positive_denominator() -> None:
+    assert report.ratio(95.0, 100.0) == 0.95
+    assert report.ratio(1.0, 3.0) == 0.333
+    assert report.ratio(1.0, 0.0) is None
+
+
+def _artifacts(upload: float, download: float, growth: float, dedup: float) -> dict[str, float]:
+    return {
+        "upload_ratio": upload,
+        "download_ratio": download,
+        "server_rss_growth_mib": growth,
+        "dedup_upload_s": dedup,
+    }
+
+
+def test_artifact_targets_at_their_bounds() -> None:
+    checked = report.check_targets(_artifacts(0.95, 0.90, 256, 0.999), report.ARTIFACT_TARGETS)
+    assert all(entry["met"] for entry in checked.values())
+
+
+def test_artifact_targets_missed() -> None:
+    checked = report.check_targets(_artifacts(0.949, 0.899, 256.1, 1.0), report.ARTIFACT_TARGETS)
+    assert not any(entry["met"] for entry in checked.values())
+    dedup = checked["upload of stored content with its digest, seconds"]
+    assert dedup == {"target": "< 1", "actual": 1.0, "met": False}
+
+
+def test_an_unmeasured_ratio_counts_as_missed() -> None:
+    artifacts = _artifacts(0.95, 0.90, 0, 0.1)
+    artifacts["upload_ratio"] = None  # type: ignore[assignment]
+    checked = report.check_targets(artifacts, report.ARTIFACT_TARGETS)
+    assert checked["upload through the service / direct S3 PUT"]["met"] is False

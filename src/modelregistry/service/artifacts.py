@@ -143,16 +143,19 @@ class ArtifactService:
                 conn, version.id, path, sha256, blob_size, content_type, summary
             )
             artifact = await artifacts_store.get_artifact_by_id(conn, artifact_id)
+            session = UploadSession(
+                id=str(uuid.uuid4()), model=version.model, version=version.version,
+                version_id=version.id, path=path, declared_size=size, declared_sha256=sha256,
+                content_type=content_type, object_key="", s3_upload_id="", part_size=0,
+                committed_size=blob_size, parts=[], hash_state=b"",
+                state=UploadState.COMMITTED, update_time=artifact.create_time, summary=summary,
+                result=artifact,
+            )  # fmt: skip
+            await artifacts_store.insert_committed_session(conn, session, artifact_id)
             await audit_store.insert_audit(
                 conn, ctx, "StartUpload", artifact.name, None, _artifact_summary(artifact)
             )
-        return UploadSession(
-            id=str(uuid.uuid4()), model=version.model, version=version.version,
-            version_id=version.id, path=path, declared_size=size, declared_sha256=sha256,
-            content_type=content_type, object_key="", s3_upload_id="", part_size=0,
-            committed_size=blob_size, parts=[], hash_state=b"", state=UploadState.COMMITTED,
-            update_time=artifact.create_time, summary=summary, result=artifact,
-        )  # fmt: skip
+        return session
 
     async def _hold_development(self, conn: Connection, version: ModelVersion) -> None:
         """Keep the version in DEVELOPMENT until this transaction commits."""

@@ -266,6 +266,27 @@ async def insert_session(conn: asyncpg.Connection, session: UploadSession) -> No
     await refresh_version_status(conn, session.version_id)
 
 
+async def insert_committed_session(
+    conn: asyncpg.Connection, session: UploadSession, artifact_id: int
+) -> None:
+    """Record an upload that needed no bytes, so QueryUpload answers for its id too."""
+    await conn.execute(
+        """INSERT INTO upload_sessions (id, version_id, path, declared_size, declared_sha256,
+               content_type, object_key, s3_upload_id, part_size, committed_size, hash_state,
+               state, artifact_id)
+           VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, '', 0, $8, ''::bytea, 'COMMITTED', $9)""",
+        session.id,
+        session.version_id,
+        session.path,
+        session.declared_size,
+        session.declared_sha256,
+        session.content_type,
+        f"none/{session.id}",  # no object of its own: the content was stored already
+        session.committed_size,
+        artifact_id,
+    )
+
+
 async def get_session(
     conn: asyncpg.Connection, upload_id: str, *, for_update: bool = False
 ) -> UploadSession | None:

@@ -215,7 +215,7 @@ class ObjectStore:
                 ) from exc
             raise self._unavailable(action, exc.code or "S3Error") from exc
         except _SDK_FAILURES as exc:
-            raise self._unavailable(action, type(exc).__name__) from exc
+            raise self._unavailable(action, "no answer (refused or timed out)") from exc
 
     def _unavailable(self, action: str, detail: str) -> Unavailable:
         return Unavailable(
