@@ -32,7 +32,9 @@ from modelregistry.domain.page_tokens import decode_page_token, encode_page_toke
 from modelregistry.domain.paging import resolve_page_size
 from modelregistry.hashing import ResumableSha256
 from modelregistry.service.upload_writer import (
+    BUFFERS,
     LEASE_S,
+    BufferPool,
     UploadWriter,
     WriteChunk,
     drain_quietly,
@@ -93,6 +95,7 @@ class ArtifactService:
             max_workers=max(2, max_concurrent_uploads // 2), thread_name_prefix="sha256"
         )
         self._background: set[asyncio.Task[None]] = set()
+        self._buffers = BufferPool(max_idle=max_concurrent_uploads * BUFFERS)
 
     # -- uploads -----------------------------------------------------------------------------
 
@@ -242,7 +245,9 @@ class ArtifactService:
                     reason="UPLOAD_BUSY",
                 )
         self._uploads_streaming += 1
-        writer = UploadWriter(self._db, self._store, self._hash_executor, session, writer_id)
+        writer = UploadWriter(
+            self._db, self._store, self._hash_executor, self._buffers, session, writer_id
+        )
         try:
             finished = await writer.write(first, chunks)
             if not finished:
@@ -251,9 +256,7 @@ class ArtifactService:
             return artifact.size_bytes, artifact
         finally:
             self._uploads_streaming -= 1
-            self._in_background(
-                drain_quietly(writer.in_flight(), lambda: self._release(session.id, writer_id))
-            )
+            self._in_background(drain_quietly(writer, lambda: self._release(session.id, writer_id)))
 
     async def _release(self, upload_id: str, writer_id: str) -> None:
         async with self._db.connection() as conn:
@@ -379,24 +382,8 @@ class ArtifactService:
     async def _read(self, key: str, offset: int, count: int) -> AsyncIterator[bytes]:
         if count == 0:
             return
-        reader = await self._store.run_read(self._store.read_range, key, offset, count)
-        try:
-            pending: asyncio.Future[bytes] = asyncio.ensure_future(
-                self._store.run_read(reader.read_chunk)
-            )
-            while True:
-                chunk = await pending
-                if not chunk:
-                    return
-                # Read the next chunk from S3 while this one goes to the client.
-                pending = asyncio.ensure_future(self._store.run_read(reader.read_chunk))
-                yield chunk
-        finally:
-            # A client gone mid-stream leaves a read running on a thread: let it end first.
-            await asyncio.wait([pending])
-            if not pending.cancelled():
-                pending.exception()
-            await self._store.run_read(reader.close)
+        async for chunk in self._store.stream_range(key, offset, count, DOWNLOAD_READ_AHEAD):
+            yield chunk
 
     async def list(self, ref: VersionRef, page_size: int, page_token: str) -> Page[Artifact]:
         limit = resolve_page_size(page_size)

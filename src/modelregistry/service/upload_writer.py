@@ -38,6 +38,28 @@ T = TypeVar("T")
 LEASE_S = 15.0
 
 
+class BufferPool:
+    """Part buffers shared by the uploads of this process.
+
+    Allocated on demand and reused, so memory stays at the high-water mark of concurrent
+    uploads (at most BUFFERS per upload) instead of churning 16 MiB allocations, which the
+    C allocator would keep anyway.
+    """
+
+    def __init__(self, max_idle: int) -> None:
+        self._idle: dict[int, list[bytearray]] = {}
+        self._max_idle = max_idle
+
+    def take(self, size: int) -> bytearray:
+        idle = self._idle.get(size)
+        return idle.pop() if idle else bytearray(size)
+
+    def give(self, buffer: bytearray) -> None:
+        idle = self._idle.setdefault(len(buffer), [])
+        if len(idle) < self._max_idle:
+            idle.append(buffer)
+
+
 @dataclass(frozen=True)
 class WriteChunk:
     upload_id: str
@@ -66,12 +88,14 @@ class UploadWriter:
         db: Database,
         store: ObjectStore,
         hash_executor: Executor,
+        buffers: BufferPool,
         session: UploadSession,
         writer_id: str,
     ) -> None:
         self._db = db
         self._store = store
         self._hash_executor = hash_executor
+        self._pool = buffers
         self._session = session
         self._writer_id = writer_id
         self._hasher = ResumableSha256.from_state(session.hash_state)
@@ -141,8 +165,13 @@ class UploadWriter:
     async def _buffer(self) -> bytearray:
         if self._free.empty() and self._allocated < BUFFERS:
             self._allocated += 1
-            return bytearray(self._session.part_size)
+            return self._pool.take(self._session.part_size)
         return await self._free.get()  # all busy: stop reading until a part is stored
+
+    def return_buffers(self) -> None:
+        """Give the buffers back to the pool once no part uses them."""
+        while not self._free.empty():
+            self._pool.give(self._free.get_nowait())
 
     def _submit(self, buffer: bytearray, fill: int, end: int) -> None:
         number = self._next_part
@@ -192,12 +221,16 @@ class UploadWriter:
                 number,
                 data,
             )
-            await _settle(
-                recorded,
-                self._record_in_order(number, etag, end, state, summary, previous_recorded),
-            )
+        except BaseException as exc:
+            _fail(recorded, exc)
+            raise
         finally:
+            # The bytes are in S3 (or the part failed): the buffer can take the next part
+            # while this one waits its turn to be recorded.
             self._free.put_nowait(buffer)
+        await _settle(
+            recorded, self._record_in_order(number, etag, end, state, summary, previous_recorded)
+        )
 
     async def _hash_in_order(
         self, number: int, data: memoryview, previous: asyncio.Future[Hashed] | None
@@ -262,25 +295,28 @@ class UploadWriter:
         return list(self._parts)
 
 
+def _fail(future: asyncio.Future[T], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+        future.exception()  # mark retrieved: a later part may never look
+
+
 async def _settle(future: asyncio.Future[T], work: Awaitable[T]) -> T:
     """Resolve `future` with the outcome of `work` (so the next part can wait on it)."""
     try:
         result = await work
     except BaseException as exc:
-        if not future.done():
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: a later part may never look
+        _fail(future, exc)
         raise
     if not future.done():
         future.set_result(result)
     return result
 
 
-async def drain_quietly(
-    tasks: list[asyncio.Task[None]], then: Callable[[], Awaitable[None]]
-) -> None:
+async def drain_quietly(writer: UploadWriter, then: Callable[[], Awaitable[None]]) -> None:
     """Let parts already in flight finish (their bytes count), then run `then`."""
     with contextlib.suppress(BaseException):
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*writer.in_flight(), return_exceptions=True)
+    writer.return_buffers()
     with contextlib.suppress(Exception):
         await then()

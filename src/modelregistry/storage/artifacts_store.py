@@ -173,7 +173,7 @@ async def delete_artifact(conn: asyncpg.Connection, artifact_id: int) -> None:
 async def lock_version_stage(conn: asyncpg.Connection, version_id: int) -> str | None:
     """The version's stage, held against concurrent stage moves until the transaction ends."""
     stage: str | None = await conn.fetchval(
-        "SELECT stage FROM model_versions WHERE id = $1 FOR SHARE", version_id
+        "SELECT stage FROM model_versions WHERE id = $1 FOR NO KEY UPDATE", version_id
     )
     return stage
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
@@ -28,7 +29,7 @@ _T = TypeVar("_T")
 DEFAULT_MAX_WORKERS = 3
 # Reads of download streams block a thread per chunk; they get their own pool so that a slow
 # reader never queues behind part uploads.
-READ_WORKERS = 8
+READ_WORKERS = 16
 READ_CHUNK_BYTES = 1 << 20
 # S3 error codes that mean "someone already made this bucket", which is what we wanted.
 _BUCKET_ALREADY_THERE = {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}
@@ -178,6 +179,46 @@ class ObjectStore:
         return await loop.run_in_executor(
             self._read_executor, functools.partial(function, *args, **kwargs)
         )
+
+    async def stream_range(
+        self, key: str, offset: int, length: int, read_ahead: int
+    ) -> AsyncIterator[bytes]:
+        """The bytes of a range in READ_CHUNK_BYTES chunks, read ahead by up to `read_ahead`.
+
+        One read thread pulls the object continuously while the caller sends what it has, so
+        the store and the network overlap; a full queue stops the thread (backpressure).
+        """
+        reader = await self.run_read(self.read_range, key, offset, length)
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[bytes | Exception] = asyncio.Queue(read_ahead)
+        stop = threading.Event()
+
+        def pump() -> None:
+            while not stop.is_set():
+                try:
+                    item: bytes | Exception = reader.read_chunk()
+                except Exception as exc:
+                    item = exc
+                asyncio.run_coroutine_threadsafe(chunks.put(item), loop).result()
+                if not item or isinstance(item, Exception):
+                    return
+
+        pumping = loop.run_in_executor(self._read_executor, pump)
+        try:
+            while True:
+                item = await chunks.get()
+                if isinstance(item, Exception):
+                    raise item
+                if not item:
+                    return
+                yield item
+        finally:
+            stop.set()
+            reader.close()  # ends a read in progress
+            while not pumping.done():
+                while not chunks.empty():
+                    chunks.get_nowait()  # unblock a pump waiting for room
+                await asyncio.wait([pumping], timeout=0.05)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
