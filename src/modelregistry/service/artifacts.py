@@ -377,13 +377,7 @@ class ArtifactService:
             key = await artifacts_store.object_key_of(conn, artifact.sha256)
         if key is None:
             raise DataLoss(f"the content of {artifact.name} is missing", reason="BLOB_MISSING")
-        return artifact, self._read(key, offset, count)
-
-    async def _read(self, key: str, offset: int, count: int) -> AsyncIterator[bytes]:
-        if count == 0:
-            return
-        async for chunk in self._store.stream_range(key, offset, count, DOWNLOAD_READ_AHEAD):
-            yield chunk
+        return artifact, self._store.stream_range(key, offset, count, DOWNLOAD_READ_AHEAD)
 
     async def list(self, ref: VersionRef, page_size: int, page_token: str) -> Page[Artifact]:
         limit = resolve_page_size(page_size)

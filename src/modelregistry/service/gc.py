@@ -85,7 +85,7 @@ class GarbageCollector:
         listed = await self._store.run_blocking(self._store.object_keys, BLOB_PREFIX)
         async with self._db.connection() as conn:
             known = await artifacts_store.known_object_keys(conn)
-        for key, _modified in listed:
+        for key in listed:
             if key not in known:
                 await self._store.run_blocking(self._store.remove, key)
                 report.orphan_objects_deleted += 1

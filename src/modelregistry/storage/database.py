@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import ParamSpec, TypeVar
 
 import asyncpg
 
 from modelregistry.domain.errors import Aborted, Unavailable
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 # Failures that mean "the database is not there right now", as opposed to a bad query.
 _UNREACHABLE = (
@@ -97,23 +93,3 @@ async def translate_errors() -> AsyncIterator[None]:
         raise Aborted("a concurrent change conflicted with this one; retry the call") from exc
     except _UNREACHABLE as exc:
         raise Unavailable("PostgreSQL is unreachable; retry with backoff") from exc
-
-
-def with_retry_on_conflict(
-    attempts: int,
-) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
-    """Re-run a whole transaction that lost a serialization race."""
-
-    def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            for attempt in range(attempts):
-                try:
-                    return await func(*args, **kwargs)
-                except Aborted:
-                    if attempt == attempts - 1:
-                        raise
-            raise AssertionError("unreachable")
-
-        return wrapper
-
-    return decorate

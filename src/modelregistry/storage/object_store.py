@@ -141,11 +141,11 @@ class ObjectStore:
         with self._translated_errors("delete an object in"):
             self._client.remove_object(self.bucket, key)
 
-    def object_keys(self, prefix: str) -> list[tuple[str, float]]:
-        """(key, last-modified epoch seconds) of every object under `prefix`."""
+    def object_keys(self, prefix: str) -> list[str]:
+        """The key of every object under `prefix`."""
         with self._translated_errors("list"):
             return [
-                (o.object_name, o.last_modified.timestamp() if o.last_modified else 0.0)
+                o.object_name
                 for o in self._client.list_objects(self.bucket, prefix=prefix, recursive=True)
                 if o.object_name is not None
             ]
@@ -188,6 +188,8 @@ class ObjectStore:
         One read thread pulls the object continuously while the caller sends what it has, so
         the store and the network overlap; a full queue stops the thread (backpressure).
         """
+        if length == 0:
+            return
         reader = await self.run_read(self.read_range, key, offset, length)
         loop = asyncio.get_running_loop()
         chunks: asyncio.Queue[bytes | Exception] = asyncio.Queue(read_ahead)
@@ -225,11 +227,6 @@ class ObjectStore:
         self._read_executor.shutdown(wait=True, cancel_futures=True)
 
     # -- internals -------------------------------------------------------------------------
-
-    @property
-    def client(self) -> Minio:
-        """The SDK client, for code inside storage/ only."""
-        return self._client
 
     @contextlib.contextmanager
     def _translated_errors(self, action: str) -> Iterator[None]:
