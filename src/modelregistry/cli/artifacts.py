@@ -55,6 +55,7 @@ from modelregistry.cli.errors import (
     exit_code_for,
     format_rpc_error,
 )
+from modelregistry.cli.render import human_size
 from modelregistry.v1 import (
     artifact_pb2,
     artifact_service_pb2,
@@ -191,18 +192,6 @@ class _Bars:
         return update
 
 
-def _size(n: int) -> str:
-    """Decimal units, as the progress bars show them."""
-    if n < 1000:
-        return f"{n} B"
-    value = float(n)
-    for unit in ("kB", "MB", "GB"):
-        value /= 1000
-        if value < 1000:
-            return f"{value:.1f} {unit}"
-    return f"{value / 1000:.1f} TB"
-
-
 def _artifact_table(console: Console, artifacts: Sequence[artifact_pb2.Artifact]) -> None:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False)
     for column in ("PATH", "SIZE", "SHA256", "TYPE", "FORMAT"):
@@ -210,7 +199,7 @@ def _artifact_table(console: Console, artifacts: Sequence[artifact_pb2.Artifact]
     for a in artifacts:
         table.add_row(
             Text(a.path),
-            Text(_size(a.size_bytes)),
+            Text(human_size(a.size_bytes)),
             Text(a.sha256[:16]),
             Text(a.content_type),
             Text(a.summary.format),
@@ -420,7 +409,7 @@ def download(
     for f in files:
         table.add_row(
             Text(f["path"]),
-            Text(_size(int(f["sizeBytes"]))),
+            Text(human_size(int(f["sizeBytes"]))),
             Text(f["sha256"][:16]),
             Text(f["file"]),
         )
@@ -502,7 +491,7 @@ def get(
         table.add_column(overflow="fold")
         rows = [
             ("name", found.name),
-            ("size", f"{found.size_bytes} bytes ({_size(found.size_bytes)})"),
+            ("size", f"{found.size_bytes} bytes ({human_size(found.size_bytes)})"),
             ("sha256", found.sha256),
             ("content type", found.content_type),
             ("format", found.summary.format),

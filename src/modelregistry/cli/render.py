@@ -40,6 +40,18 @@ def _number(value: object) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
+def human_size(n: int) -> str:
+    """Decimal units, as the progress bars show them."""
+    if n < 1000:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("kB", "MB", "GB"):
+        value /= 1000
+        if value < 1000:
+            return f"{value:.1f} {unit}"
+    return f"{value / 1000:.1f} TB"
+
+
 def _short(text: str, width: int = _DESCRIPTION_WIDTH) -> str:
     line = " ".join(text.split())
     return line if len(line) <= width else line[: width - 1] + "…"
@@ -154,12 +166,18 @@ def version_detail(console: Console, v: model_version_pb2.ModelVersion) -> None:
         ("created", when(v.create_time)),
         ("updated", when(v.update_time)),
         ("etag", v.etag),
+        ("manifest", v.manifest_digest),
     ]
     console.print(_details((k, val) for k, val in rows if val != "" or k in ("stage", "name")))
     if v.metrics:
         console.print(_details(sorted(v.metrics.items()), title="metrics"))
     if v.parameters:
         console.print(_details(sorted(v.parameters.items()), title="parameters"))
+    if v.manifest:
+        files = _table("PATH", "SIZE", "SHA256", title="files")
+        for entry in v.manifest:
+            _row(files, entry.path, human_size(entry.size_bytes), entry.sha256[:16])
+        console.print(files)
     for title, schema in (("input schema", v.input_schema), ("output schema", v.output_schema)):
         if schema.fields:
             table = _table("FIELD", "DTYPE", "SHAPE", title=title)
