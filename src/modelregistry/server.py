@@ -15,12 +15,14 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from modelregistry.api.artifact_servicer import ArtifactServicer
+from modelregistry.api.collaboration_servicer import CollaborationServicer
 from modelregistry.api.interceptor import EdgeInterceptor
 from modelregistry.api.registry_servicer import RegistryServicer
 from modelregistry.config import Settings
 from modelregistry.domain.errors import RegistryError
 from modelregistry.logging import configure_logging
 from modelregistry.service.artifacts import ArtifactService
+from modelregistry.service.collaboration import CollaborationService
 from modelregistry.service.listing import ListingService
 from modelregistry.service.models import ModelService
 from modelregistry.service.versions import VersionService
@@ -29,6 +31,8 @@ from modelregistry.storage.database import Database
 from modelregistry.storage.object_store import ObjectStore
 from modelregistry.v1 import (
     artifact_service_pb2_grpc,
+    collaboration_service_pb2,
+    collaboration_service_pb2_grpc,
     registry_service_pb2,
     registry_service_pb2_grpc,
 )
@@ -45,7 +49,10 @@ GRPC_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
 ]
-SERVICE_NAMES = (registry_service_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name,)
+SERVICE_NAMES = (
+    registry_service_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name,
+    collaboration_service_pb2.DESCRIPTOR.services_by_name["CollaborationService"].full_name,
+)
 
 
 def run(settings: Settings, on_ready: Callable[[str], None] | None = None) -> None:
@@ -107,6 +114,9 @@ async def _serve_with(
     artifacts = ArtifactService(db, store, versions, page_key, settings.max_concurrent_uploads)
     artifact_service_pb2_grpc.add_ArtifactServiceServicer_to_server(
         ArtifactServicer(artifacts), server
+    )
+    collaboration_service_pb2_grpc.add_CollaborationServiceServicer_to_server(
+        CollaborationServicer(CollaborationService(db, page_key)), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

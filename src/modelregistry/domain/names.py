@@ -102,3 +102,16 @@ def parse_version_segment(
             field, f"{segment!r} is neither a version number nor a valid alias"
         )
     return VersionRef(model_id, alias=segment)
+
+
+def parse_version_child_name(name: str, field: str, collection: str) -> tuple[VersionRef, int]:
+    """`models/{model}/versions/{version}/{collection}/{id}` → (VersionRef, id)."""
+    parent, _, rest = name.rpartition(f"/{collection}/")
+    child = int(rest) if rest.isascii() and rest.isdigit() and rest == str(int(rest)) else 0
+    if not parent or not 1 <= child < _MAX_VERSION:
+        raise InvalidArgument.for_field(
+            field,
+            f"{name!r} is not a {collection[:-1]} name: expected "
+            f"models/{{model}}/versions/{{version}}/{collection}/{{id}}",
+        )
+    return parse_version_name(parent, field), child

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from modelregistry.domain import lifecycle
+from modelregistry.domain.collaboration import open_flags_block_production
 from modelregistry.domain.comparison import Comparison, compare
 from modelregistry.domain.errors import (
     FailedPrecondition,
@@ -21,7 +22,7 @@ from modelregistry.domain.names import VersionRef, model_name, parse_version_nam
 from modelregistry.domain.update_masks import apply_mask
 from modelregistry.service.models import check_etag, model_not_found
 from modelregistry.service.summaries import version_summary
-from modelregistry.storage import audit_store, models_store, versions_store
+from modelregistry.storage import audit_store, collaboration_store, models_store, versions_store
 from modelregistry.storage.database import Connection, Database
 
 
@@ -149,6 +150,9 @@ class VersionService:
                 raise uploads_open(current.name, "move it out of DEVELOPMENT")
             archived = []
             if target == Stage.PRODUCTION:
+                flags = await collaboration_store.open_flags(conn, current.id)
+                if flags:
+                    raise open_flags_block_production(current.name, flags)
                 holder = await versions_store.production_holder(conn, model_row)
                 if holder is not None:
                     if not archive_existing:

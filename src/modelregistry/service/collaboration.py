@@ -1,0 +1,285 @@
+"""Use cases for comments, flags and deployments; each mutation audits in its transaction."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from modelregistry.domain import collaboration as co
+from modelregistry.domain.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PreconditionViolation,
+)
+from modelregistry.domain.models import CallContext, ModelVersion, Page
+from modelregistry.domain.names import VersionRef
+from modelregistry.domain.page_tokens import (
+    decode_page_token,
+    encode_page_token,
+    page_token_binding,
+)
+from modelregistry.domain.paging import resolve_page_size
+from modelregistry.service.models import model_not_found
+from modelregistry.service.versions import version_not_found
+from modelregistry.storage import audit_store, models_store, versions_store
+from modelregistry.storage import collaboration_store as store
+from modelregistry.storage.database import Connection, Database
+
+T = TypeVar("T")
+
+
+def _child_not_found(kind: str, ref: VersionRef, child_id: int, listing: str) -> NotFound:
+    return NotFound(
+        f"{ref} has no {kind} {child_id}; list them with {listing}",
+        reason=f"{kind.upper()}_NOT_FOUND",
+    )
+
+
+def comment_summary(comment: co.Comment) -> dict[str, Any]:
+    return {"author": comment.author, "parent_comment": comment.parent_name or None}
+
+
+def flag_summary(flag: co.Flag) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "state": flag.state.value,
+        "severity": flag.severity.value,
+        "raised_by": flag.raised_by,
+    }
+    if flag.state == co.FlagState.RESOLVED:
+        summary |= {"resolved_by": flag.resolved_by, "resolution": flag.resolution}
+    return summary
+
+
+def deployment_summary(deployment: co.Deployment) -> dict[str, Any]:
+    return {
+        "environment": deployment.environment,
+        "endpoint": deployment.endpoint,
+        "status": deployment.status.value,
+    }
+
+
+class CollaborationService:
+    def __init__(self, db: Database, page_token_key: bytes) -> None:
+        self._db = db
+        self._key = page_token_key
+
+    async def _version(
+        self, conn: Connection, ref: VersionRef, *, lock: bool = False
+    ) -> ModelVersion:
+        version = await versions_store.get_version(conn, ref, for_update=lock)
+        if version is None:
+            if await models_store.get_model_id(conn, ref.model) is None:
+                raise model_not_found(ref.model)
+            raise version_not_found(ref)
+        return version
+
+    # -- comments ---------------------------------------------------------------------------
+
+    async def create_comment(
+        self,
+        ctx: CallContext,
+        ref: VersionRef,
+        body: str,
+        parent: tuple[VersionRef, int] | None,
+        request_id: str | None,
+    ) -> co.Comment:
+        async with self._db.transaction() as conn:
+            version = await self._version(conn, ref)
+            parent_id = None
+            if parent is not None:
+                parent_id = await self._parent_comment(conn, version, *parent)
+            if request_id is not None:
+                earlier = await store.comment_by_request_id(conn, version.id, request_id)
+                if earlier is not None:
+                    return earlier
+            comment = await store.insert_comment(conn, ctx, version, body, parent_id, request_id)
+            if comment is None:  # a concurrent call with the same request_id won
+                assert request_id is not None
+                earlier = await store.comment_by_request_id(conn, version.id, request_id)
+                assert earlier is not None
+                return earlier
+            await audit_store.insert_audit(
+                conn, ctx, "CreateComment", comment.name, None, comment_summary(comment)
+            )
+            return comment
+
+    async def _parent_comment(
+        self, conn: Connection, version: ModelVersion, parent_ref: VersionRef, parent_id: int
+    ) -> int:
+        parent_version = await versions_store.get_version(conn, parent_ref)
+        if parent_version is None or parent_version.id != version.id:
+            raise InvalidArgument.for_field(
+                "comment.parent_comment",
+                f"must be a comment of {version.name}, the version being commented on",
+            )
+        if await store.get_comment(conn, version.id, parent_id) is None:
+            raise NotFound(
+                f"comment.parent_comment: {version.name} has no comment {parent_id}",
+                reason="COMMENT_NOT_FOUND",
+            )
+        return parent_id
+
+    async def list_comments(
+        self, ref: VersionRef, page_size: int, page_token: str
+    ) -> Page[co.Comment]:
+        limit = resolve_page_size(page_size)
+        binding = page_token_binding("ListComments", str(ref), "", "")
+        after_id = self._id_cursor(binding, page_token) or 0
+        async with self._db.connection() as conn:
+            version = await self._version(conn, ref)
+            items = await store.list_comments(conn, version.id, after_id, limit + 1)
+        return self._id_page(binding, items, limit, [c.id for c in items])
+
+    async def delete_comment(self, ctx: CallContext, ref: VersionRef, comment_id: int) -> None:
+        async with self._db.transaction() as conn:
+            version = await self._version(conn, ref)
+            comment = await store.get_comment(conn, version.id, comment_id, for_update=True)
+            if comment is None:
+                raise _child_not_found("comment", ref, comment_id, "ListComments")
+            replies = await store.reply_ids(conn, comment.id)
+            if replies:
+                raise FailedPrecondition(
+                    f"{comment.name} has replies; delete them first",
+                    reason="COMMENT_HAS_REPLIES",
+                    violations=[
+                        PreconditionViolation(
+                            "REPLY",
+                            co.child_name(comment.model, comment.version, co.COMMENTS, reply),
+                            f"replies to {comment.name}",
+                        )
+                        for reply in replies
+                    ],
+                )
+            await store.delete_comment(conn, comment.id)
+            await audit_store.insert_audit(
+                conn, ctx, "DeleteComment", comment.name, comment_summary(comment), None
+            )
+
+    # -- flags ------------------------------------------------------------------------------
+
+    async def create_flag(
+        self,
+        ctx: CallContext,
+        ref: VersionRef,
+        severity: co.FlagSeverity,
+        reason: str,
+        request_id: str | None,
+    ) -> co.Flag:
+        async with self._db.transaction() as conn:
+            # Lock the version row: a promotion running now either sees this flag or
+            # finishes before it is raised, never neither.
+            version = await self._version(conn, ref, lock=True)
+            if request_id is not None:
+                earlier = await store.flag_by_request_id(conn, version.id, request_id)
+                if earlier is not None:
+                    return earlier
+            flag = await store.insert_flag(conn, ctx, version, severity, reason, request_id)
+            if flag is None:
+                assert request_id is not None
+                earlier = await store.flag_by_request_id(conn, version.id, request_id)
+                assert earlier is not None
+                return earlier
+            await audit_store.insert_audit(
+                conn, ctx, "CreateFlag", flag.name, None, flag_summary(flag)
+            )
+            return flag
+
+    async def list_flags(
+        self, ref: VersionRef, state: co.FlagState | None, page_size: int, page_token: str
+    ) -> Page[co.Flag]:
+        limit = resolve_page_size(page_size)
+        state_text = state.value if state else ""
+        binding = page_token_binding("ListFlags", str(ref), state_text, "")
+        after_id = self._id_cursor(binding, page_token) or 0
+        async with self._db.connection() as conn:
+            version = await self._version(conn, ref)
+            items = await store.list_flags(conn, version.id, state, after_id, limit + 1)
+        return self._id_page(binding, items, limit, [f.id for f in items])
+
+    async def resolve_flag(
+        self, ctx: CallContext, ref: VersionRef, flag_id: int, resolution: str
+    ) -> co.Flag:
+        async with self._db.transaction() as conn:
+            version = await self._version(conn, ref)
+            flag = await store.get_flag(conn, version.id, flag_id, for_update=True)
+            if flag is None:
+                raise _child_not_found("flag", ref, flag_id, "ListFlags")
+            co.check_flag_resolvable(flag)
+            resolved = await store.resolve_flag(conn, ctx, flag, resolution)
+            await audit_store.insert_audit(
+                conn, ctx, "ResolveFlag", resolved.name, flag_summary(flag), flag_summary(resolved)
+            )
+            return resolved
+
+    # -- deployments ------------------------------------------------------------------------
+
+    async def create_deployment(
+        self,
+        ctx: CallContext,
+        ref: VersionRef,
+        environment: str,
+        endpoint: str,
+        status: co.DeploymentStatus,
+        request_id: str | None,
+    ) -> co.Deployment:
+        async with self._db.transaction() as conn:
+            version = await self._version(conn, ref)
+            if request_id is not None:
+                earlier = await store.deployment_by_request_id(conn, version.id, request_id)
+                if earlier is not None:
+                    return earlier
+            deployment = await store.insert_deployment(
+                conn, ctx, version, environment, endpoint, status, request_id
+            )
+            if deployment is None:
+                assert request_id is not None
+                earlier = await store.deployment_by_request_id(conn, version.id, request_id)
+                assert earlier is not None
+                return earlier
+            await audit_store.insert_audit(
+                conn, ctx, "CreateDeployment", deployment.name, None,
+                deployment_summary(deployment),
+            )  # fmt: skip
+            return deployment
+
+    async def list_deployments(
+        self, ref: VersionRef, page_size: int, page_token: str
+    ) -> Page[co.Deployment]:
+        limit = resolve_page_size(page_size)
+        binding = page_token_binding("ListDeployments", str(ref), "", "")
+        before_id = self._id_cursor(binding, page_token)
+        async with self._db.connection() as conn:
+            version = await self._version(conn, ref)
+            items = await store.list_deployments(conn, version.id, before_id, limit + 1)
+        return self._id_page(binding, items, limit, [d.id for d in items])
+
+    async def update_deployment_status(
+        self, ctx: CallContext, ref: VersionRef, deployment_id: int, status: co.DeploymentStatus
+    ) -> co.Deployment:
+        async with self._db.transaction() as conn:
+            version = await self._version(conn, ref)
+            current = await store.get_deployment(conn, version.id, deployment_id, for_update=True)
+            if current is None:
+                raise _child_not_found("deployment", ref, deployment_id, "ListDeployments")
+            co.check_status_change(current, status)
+            updated = await store.set_deployment_status(conn, current, status)
+            await audit_store.insert_audit(
+                conn, ctx, "UpdateDeploymentStatus", updated.name,
+                deployment_summary(current), deployment_summary(updated),
+            )  # fmt: skip
+            return updated
+
+    # -- paging -----------------------------------------------------------------------------
+
+    def _id_cursor(self, binding: str, token: str) -> int | None:
+        if not token:
+            return None
+        cursor = decode_page_token(self._key, binding, token)
+        if len(cursor) != 1 or not isinstance(cursor[0], int) or isinstance(cursor[0], bool):
+            raise InvalidArgument.for_field("page_token", "page_token does not match this request")
+        return cursor[0]
+
+    def _id_page(self, binding: str, items: list[T], limit: int, ids: list[int]) -> Page[T]:
+        if len(items) > limit:
+            return Page(items[:limit], encode_page_token(self._key, binding, [ids[limit - 1]]))
+        return Page(items, "")
