@@ -1,0 +1,423 @@
+"""`modelreg comments|flags|deployments ...`: discussion, flags and deployment records.
+
+All three hang off a version, named as in `versions` (VERSION_REF): `MODEL/VERSION`,
+`MODEL VERSION` or `models/MODEL/versions/VERSION`, VERSION being a number, an alias or
+`latest`. A single comment, flag or deployment is named `MODEL/VERSION/ID` or by its full name
+(`models/MODEL/versions/VERSION/comments/ID`); lists show the ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Annotated, TypeVar
+
+import typer
+
+from modelregistry import client
+from modelregistry.cli import collaboration_render as render
+from modelregistry.cli.common import (
+    AllOption,
+    JsonOption,
+    PageSizeOption,
+    PageTokenOption,
+    Session,
+    TargetOption,
+    TimeoutOption,
+    TokenOption,
+    emit,
+    usage_error,
+    version_ref,
+)
+from modelregistry.cli.errors import EXIT_CODES_HELP
+from modelregistry.v1 import collaboration_pb2 as co
+from modelregistry.v1 import collaboration_service_pb2 as cs
+from modelregistry.v1 import collaboration_service_pb2_grpc
+
+DEFAULT_TIMEOUT = client.DEFAULT_TIMEOUT_S
+REF_HELP = "MODEL/VERSION, MODEL VERSION, or models/MODEL/versions/VERSION (number or alias)."
+
+comments_app = typer.Typer(
+    name="comments",
+    help="Discuss a version: add comments and replies, list threads, delete comments.",
+    epilog=EXIT_CODES_HELP,
+    no_args_is_help=True,
+)
+flags_app = typer.Typer(
+    name="flags",
+    help=(
+        "Raise, list and resolve flags on a version. An OPEN flag blocks promotion to PRODUCTION."
+    ),
+    epilog=EXIT_CODES_HELP,
+    no_args_is_help=True,
+)
+deployments_app = typer.Typer(
+    name="deployments",
+    help="Record where a version is deployed, list its history and change a deployment's status.",
+    epilog=EXIT_CODES_HELP,
+    no_args_is_help=True,
+)
+
+RefArg = Annotated[list[str], typer.Argument(metavar="VERSION_REF", help=REF_HELP)]
+RequestIdOption = Annotated[
+    str, typer.Option("--request-id", help="Makes a retried call safe (a UUID).")
+]
+
+
+# --- shared ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Connection:
+    session: Session
+    collaboration: collaboration_service_pb2_grpc.CollaborationServiceStub
+
+
+@contextmanager
+def _connect(target: str, timeout: float, token: str | None) -> Iterator[_Connection]:
+    channel = client.connect(target, token=token)
+    try:
+        yield _Connection(
+            session=Session(target=target, timeout=timeout, stub=client.registry(channel)),
+            collaboration=collaboration_service_pb2_grpc.CollaborationServiceStub(channel),
+        )
+    finally:
+        channel.close()
+
+
+def child_name(ref: str, collection: str, param_hint: str) -> str:
+    """`m/3/7`, `m/3/comments/7` or `models/m/versions/3/comments/7` → the full name."""
+    parts = ref.split("/")
+    if all(parts):
+        if len(parts) == 6 and parts[0] == "models" and parts[2] == "versions":
+            if parts[4] == collection:
+                return ref
+        elif len(parts) == 4 and parts[2] == collection:
+            return f"models/{parts[0]}/versions/{parts[1]}/{collection}/{parts[3]}"
+        elif len(parts) == 3:
+            return f"models/{parts[0]}/versions/{parts[1]}/{collection}/{parts[2]}"
+    raise usage_error(
+        f"{ref!r} does not name one of a version's {collection}: use MODEL/VERSION/ID or "
+        f"models/MODEL/versions/VERSION/{collection}/ID",
+        param_hint,
+    )
+
+
+EnumT = TypeVar("EnumT")
+
+
+def _choice(raw: str, choices: dict[str, EnumT], prefix: str, param_hint: str) -> EnumT:
+    """`high`, `HIGH` or `FLAG_SEVERITY_HIGH` → the enum value; anything else is exit 2."""
+    key = raw.strip().lower().removeprefix(prefix)
+    if key not in choices:
+        raise typer.BadParameter(f"{raw!r}: use one of {', '.join(choices)}", param_hint=param_hint)
+    return choices[key]
+
+
+_SEVERITIES: dict[str, co.FlagSeverity.ValueType] = {
+    "low": co.FLAG_SEVERITY_LOW,
+    "medium": co.FLAG_SEVERITY_MEDIUM,
+    "high": co.FLAG_SEVERITY_HIGH,
+    "critical": co.FLAG_SEVERITY_CRITICAL,
+}
+_FLAG_STATES: dict[str, co.FlagState.ValueType] = {
+    "open": co.FLAG_STATE_OPEN,
+    "resolved": co.FLAG_STATE_RESOLVED,
+}
+_DEPLOYMENT_STATUSES: dict[str, co.DeploymentStatus.ValueType] = {
+    "pending": co.DEPLOYMENT_STATUS_PENDING,
+    "active": co.DEPLOYMENT_STATUS_ACTIVE,
+    "failed": co.DEPLOYMENT_STATUS_FAILED,
+    "retired": co.DEPLOYMENT_STATUS_RETIRED,
+}
+
+
+def parse_severity(raw: str) -> co.FlagSeverity.ValueType:
+    return _choice(raw, _SEVERITIES, "flag_severity_", "--severity")
+
+
+def parse_flag_state(raw: str) -> co.FlagState.ValueType:
+    return _choice(raw, _FLAG_STATES, "flag_state_", "--state")
+
+
+def parse_deployment_status(raw: str, param_hint: str) -> co.DeploymentStatus.ValueType:
+    return _choice(raw, _DEPLOYMENT_STATUSES, "deployment_status_", param_hint)
+
+
+# --- comments -------------------------------------------------------------------------------
+
+
+@comments_app.command("add")
+def comments_add(
+    args: Annotated[
+        list[str],
+        typer.Argument(metavar="VERSION_REF BODY", help="The version, then the comment text."),
+    ],
+    reply_to: Annotated[
+        str | None,
+        typer.Option(
+            "--reply-to",
+            metavar="COMMENT_ID",
+            help="Reply to this comment of the same version (its id or full name).",
+            show_default=False,
+        ),
+    ] = None,
+    request_id: RequestIdOption = "",
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Comment on a version, or reply to a comment: `comments add llama/3 "looks good"`."""
+    if len(args) < 2:
+        raise usage_error('give the version and the text, e.g. llama/3 "looks good"')
+    parent, body = version_ref(args[:-1]), args[-1]
+    comment = co.Comment(body=body)
+    if reply_to is not None:
+        if not reply_to or "/" in reply_to:
+            comment.parent_comment = child_name(reply_to, "comments", "--reply-to")
+        else:
+            comment.parent_comment = f"{parent}/comments/{reply_to}"
+    request = cs.CreateCommentRequest(parent=parent, comment=comment, request_id=request_id)
+    with _connect(target, timeout, token) as conn:
+        created = conn.session.call(conn.collaboration.CreateComment, request)
+    emit(created, json, lambda console: render.comment_added(console, created))
+
+
+@comments_app.command("list")
+def comments_list(
+    ref: RefArg,
+    all_: AllOption = False,
+    page_size: PageSizeOption = 0,
+    page_token: PageTokenOption = "",
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Show a version's comments as threads (replies under what they answer), oldest first."""
+    parent = version_ref(ref)
+    with _connect(target, timeout, token) as conn:
+        merged: cs.ListCommentsResponse = conn.session.list_pages(
+            conn.collaboration.ListComments,
+            lambda page: cs.ListCommentsRequest(
+                parent=parent, page_size=page_size, page_token=page
+            ),
+            "comments",
+            all_,
+            page_token,
+        )
+    emit(
+        merged,
+        json,
+        lambda c: render.comment_list(c, merged.comments, merged.next_page_token),
+    )
+
+
+@comments_app.command("delete")
+def comments_delete(
+    comment: Annotated[
+        str,
+        typer.Argument(
+            metavar="COMMENT_NAME",
+            help="MODEL/VERSION/ID or models/MODEL/versions/VERSION/comments/ID.",
+        ),
+    ],
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Delete a comment (not while other comments reply to it)."""
+    name = child_name(comment, "comments", "COMMENT_NAME")
+    with _connect(target, timeout, token) as conn:
+        empty = conn.session.call(
+            conn.collaboration.DeleteComment, cs.DeleteCommentRequest(name=name)
+        )
+    emit(empty, json, lambda console: console.print(f"deleted {name}", markup=False))
+
+
+# --- flags ----------------------------------------------------------------------------------
+
+
+@flags_app.command("raise")
+def flags_raise(
+    ref: RefArg,
+    severity: Annotated[
+        str,
+        typer.Option("--severity", metavar="low|medium|high|critical", help="How serious it is."),
+    ],
+    reason: Annotated[str, typer.Option("--reason", help="What is wrong.")],
+    request_id: RequestIdOption = "",
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Flag a version; while the flag is OPEN the version cannot move to PRODUCTION."""
+    parent = version_ref(ref)
+    flag = co.Flag(severity=parse_severity(severity), reason=reason)
+    request = cs.CreateFlagRequest(parent=parent, flag=flag, request_id=request_id)
+    with _connect(target, timeout, token) as conn:
+        created = conn.session.call(conn.collaboration.CreateFlag, request)
+    emit(created, json, lambda console: render.flag_detail(console, created))
+
+
+@flags_app.command("list")
+def flags_list(
+    ref: RefArg,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            "--state", metavar="open|resolved", help="Only these flags.", show_default=False
+        ),
+    ] = None,
+    all_: AllOption = False,
+    page_size: PageSizeOption = 0,
+    page_token: PageTokenOption = "",
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """List a version's flags, oldest first."""
+    parent = version_ref(ref)
+    wanted = co.FLAG_STATE_UNSPECIFIED if state is None else parse_flag_state(state)
+    with _connect(target, timeout, token) as conn:
+        merged: cs.ListFlagsResponse = conn.session.list_pages(
+            conn.collaboration.ListFlags,
+            lambda page: cs.ListFlagsRequest(
+                parent=parent, state=wanted, page_size=page_size, page_token=page
+            ),
+            "flags",
+            all_,
+            page_token,
+        )
+    emit(merged, json, lambda c: render.flag_list(c, merged.flags, merged.next_page_token))
+
+
+@flags_app.command("resolve")
+def flags_resolve(
+    flag: Annotated[
+        str,
+        typer.Argument(
+            metavar="FLAG_NAME", help="MODEL/VERSION/ID or models/MODEL/versions/VERSION/flags/ID."
+        ),
+    ],
+    resolution: Annotated[str, typer.Option("--resolution", help="Why it no longer stands.")],
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Resolve an OPEN flag, recording why."""
+    name = child_name(flag, "flags", "FLAG_NAME")
+    request = cs.ResolveFlagRequest(name=name, resolution=resolution)
+    with _connect(target, timeout, token) as conn:
+        resolved = conn.session.call(conn.collaboration.ResolveFlag, request)
+    emit(resolved, json, lambda console: render.flag_detail(console, resolved))
+
+
+# --- deployments ----------------------------------------------------------------------------
+
+StatusMetavar = "pending|active|failed|retired"
+
+
+@deployments_app.command("record")
+def deployments_record(
+    ref: RefArg,
+    environment: Annotated[
+        str, typer.Option("--environment", metavar="ENV", help="Where it runs, e.g. prod-eu.")
+    ],
+    endpoint: Annotated[
+        str, typer.Option("--endpoint", metavar="URI", help="The serving endpoint URI.")
+    ],
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            metavar=StatusMetavar,
+            help="The status now; the server records pending without one.",
+            show_default=False,
+        ),
+    ] = None,
+    request_id: RequestIdOption = "",
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Record that a version was deployed to an environment."""
+    parent = version_ref(ref)
+    deployment = co.Deployment(environment=environment, endpoint=endpoint)
+    if status is not None:
+        deployment.status = parse_deployment_status(status, "--status")
+    request = cs.CreateDeploymentRequest(
+        parent=parent, deployment=deployment, request_id=request_id
+    )
+    with _connect(target, timeout, token) as conn:
+        created = conn.session.call(conn.collaboration.CreateDeployment, request)
+    emit(created, json, lambda console: render.deployment_detail(console, created, "recorded"))
+
+
+@deployments_app.command("list")
+def deployments_list(
+    ref: RefArg,
+    all_: AllOption = False,
+    page_size: PageSizeOption = 0,
+    page_token: PageTokenOption = "",
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Show a version's deployment history, newest first."""
+    parent = version_ref(ref)
+    with _connect(target, timeout, token) as conn:
+        merged: cs.ListDeploymentsResponse = conn.session.list_pages(
+            conn.collaboration.ListDeployments,
+            lambda page: cs.ListDeploymentsRequest(
+                parent=parent, page_size=page_size, page_token=page
+            ),
+            "deployments",
+            all_,
+            page_token,
+        )
+    emit(
+        merged,
+        json,
+        lambda c: render.deployment_list(c, merged.deployments, merged.next_page_token),
+    )
+
+
+@deployments_app.command("status")
+def deployments_status(
+    deployment: Annotated[
+        str,
+        typer.Argument(
+            metavar="DEPLOYMENT_NAME",
+            help="MODEL/VERSION/ID or models/MODEL/versions/VERSION/deployments/ID.",
+        ),
+    ],
+    status: Annotated[str, typer.Argument(metavar="STATUS", help=StatusMetavar + ".")],
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Change a deployment's status (RETIRED is final)."""
+    name = child_name(deployment, "deployments", "DEPLOYMENT_NAME")
+    request = cs.UpdateDeploymentStatusRequest(
+        name=name, status=parse_deployment_status(status, "STATUS")
+    )
+    with _connect(target, timeout, token) as conn:
+        updated = conn.session.call(conn.collaboration.UpdateDeploymentStatus, request)
+    emit(updated, json, lambda console: render.deployment_detail(console, updated, "updated"))
+
+
+def register(app_: typer.Typer) -> None:
+    """Add the `comments`, `flags` and `deployments` groups to the top-level app."""
+    app_.add_typer(comments_app, name="comments")
+    app_.add_typer(flags_app, name="flags")
+    app_.add_typer(deployments_app, name="deployments")
