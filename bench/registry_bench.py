@@ -56,7 +56,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from bench import artifacts, processes
 from bench.report import Sample, cell, check_targets
 from bench.workloads import LIST_FILTER, LIST_PAGE_SIZE, Op, SeedPlan, Workloads, seed
+from modelregistry import client
+from modelregistry.domain.access import Role
 from modelregistry.server import GRPC_OPTIONS
+from modelregistry.service.auth import issue_token
+from modelregistry.storage.database import Database
 from modelregistry.v1 import registry_service_pb2_grpc
 from modelregistry.v1.registry_service_pb2 import ListModelsRequest
 
@@ -172,7 +176,9 @@ def _run(stack: contextlib.ExitStack, options: Options) -> dict[str, Any]:
         server=meters.server, seaweed=psutil.Process(seaweed.pid), client=meters.client
     )
     try:
-        report = uvloop.run(_drive(listen, server, meters, options, (workdir, s3, transfer_meters)))
+        report = uvloop.run(
+            _drive(listen, postgres.dsn, server, meters, options, (workdir, s3, transfer_meters))
+        )
     except Exception:
         _say(f"server log ({log_path}), last lines:\n{processes.server_log_tail(log_path)}")
         _say(
@@ -186,13 +192,18 @@ def _run(stack: contextlib.ExitStack, options: Options) -> dict[str, Any]:
 
 async def _drive(
     target: str,
+    database_url: str,
     server: subprocess.Popen[bytes],
     meters: Meters,
     options: Options,
     transfers: tuple[Path, processes.S3Target, artifacts.Meters],
 ) -> dict[str, Any]:
-    async with grpc.aio.insecure_channel(target, options=GRPC_OPTIONS) as channel:
-        health_warning = await _wait_serving(channel, server)
+    async with grpc.aio.insecure_channel(target, options=GRPC_OPTIONS) as probe:
+        health_warning = await _wait_serving(probe, server)
+    token = await _admin_token(database_url)
+    async with grpc.aio.insecure_channel(
+        target, options=GRPC_OPTIONS, interceptors=client.bearer_interceptors(token)
+    ) as channel:
         report: dict[str, Any] = {}
         if options.only != "artifacts":
             report.update(await _registry(channel, server, meters, options))
@@ -206,6 +217,15 @@ async def _drive(
         if health_warning:
             report["warnings"] = [health_warning]
         return report
+
+
+async def _admin_token(database_url: str) -> str:
+    """A token for the bench's calls, issued as `modelreg token create` would."""
+    db = await Database.connect(database_url, min_size=1, max_size=1)
+    try:
+        return (await issue_token(db, "bench", Role.ADMIN)).token
+    finally:
+        await db.close()
 
 
 async def _registry(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 import grpc
@@ -46,6 +47,20 @@ def default_target() -> str:
     return os.environ.get(TARGET_ENV) or DEFAULT_TARGET
 
 
+DEV_TOKEN_FILE = Path(".modelreg") / "admin-token"
+
+
+def default_token() -> str | None:
+    """$MODELREG_TOKEN, else the admin token `modelreg dev` keeps in ./.modelreg/."""
+    token = os.environ.get(TOKEN_ENV)
+    if token:
+        return token
+    try:
+        return DEV_TOKEN_FILE.read_text().strip() or None
+    except OSError:
+        return None
+
+
 def connect(
     target: str,
     *,
@@ -59,6 +74,7 @@ def connect(
     channel is plaintext. `token` is sent as `authorization: Bearer <token>` on every call.
     `options` are appended to (and so override) CHANNEL_OPTIONS.
     """
+    token = token or default_token()
     merged = [*CHANNEL_OPTIONS, *options]
     channel = (
         grpc.insecure_channel(target, options=merged)
@@ -190,3 +206,55 @@ def pages(fetch: Callable[[str], PageT], first_token: str = "") -> Iterator[Page
         token = page.next_page_token
         if not token:
             return
+
+
+# -- grpc.aio ----------------------------------------------------------------------------
+
+
+def _with_token(details: Any, token: str) -> Any:
+    metadata = grpc.aio.Metadata(*(details.metadata or ()))
+    metadata.add("authorization", f"Bearer {token}")
+    return grpc.aio.ClientCallDetails(
+        details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+    )
+
+
+# One class per call kind: grpc.aio files each interceptor under the first kind it matches.
+class _UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(_with_token(details, self._token), request)
+
+
+class _UnaryStream(grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(_with_token(details, self._token), request)
+
+
+class _StreamUnary(grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc]
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(_with_token(details, self._token), requests)
+
+
+class _StreamStream(grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc]
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(_with_token(details, self._token), requests)
+
+
+def bearer_interceptors(token: str) -> list[Any]:
+    """Add `authorization: Bearer <token>` to every call of a grpc.aio channel.
+
+    Pass as `grpc.aio.insecure_channel(target, options=..., interceptors=...)`.
+    """
+    return [_UnaryUnary(token), _UnaryStream(token), _StreamUnary(token), _StreamStream(token)]

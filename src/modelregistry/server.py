@@ -22,6 +22,7 @@ from modelregistry.config import Settings
 from modelregistry.domain.errors import RegistryError
 from modelregistry.logging import configure_logging
 from modelregistry.service.artifacts import ArtifactService
+from modelregistry.service.auth import Authenticator
 from modelregistry.service.collaboration import CollaborationService
 from modelregistry.service.listing import ListingService
 from modelregistry.service.models import ModelService
@@ -106,7 +107,10 @@ async def _serve_with(
     async with db.connection() as conn:
         await migrations.check_schema(conn)
         page_key = await secrets_store.page_token_key(conn)
-    server = grpc.aio.server(options=GRPC_OPTIONS, interceptors=[EdgeInterceptor()])
+    authenticator = Authenticator(db)
+    server = grpc.aio.server(
+        options=GRPC_OPTIONS, interceptors=[EdgeInterceptor(authenticator.authenticate)]
+    )
     versions = VersionService(db)
     registry_service_pb2_grpc.add_RegistryServiceServicer_to_server(
         RegistryServicer(ModelService(db), versions, ListingService(db, page_key)), server

@@ -38,9 +38,11 @@ from integration.artifact_helpers import (
     write_requests,
 )
 from integration.helpers import Stub, assert_clean_message
+from support.auth import make_token
+from support.server import authenticated_channel
 from support.stores import StoreEndpoints
 
-from modelregistry.server import GRPC_OPTIONS
+from modelregistry import client
 from modelregistry.v1 import artifact_service_pb2 as apb
 from modelregistry.v1 import model_version_pb2
 from modelregistry.v1 import registry_service_pb2 as pb
@@ -71,7 +73,8 @@ async def _serve(
             MODELREG, "serve", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log_file
         )
     try:
-        async with grpc.aio.insecure_channel(target, options=GRPC_OPTIONS) as channel:
+        token = await make_token(database_url)
+        async with authenticated_channel(target, token) as channel:
             await wait_for_health(channel, SERVING)
             yield process, channel
     finally:
@@ -103,7 +106,7 @@ def _paused_stream(
                 go_on.wait(60)
             yield request
 
-    with grpc.insecure_channel(target, options=GRPC_OPTIONS) as channel:
+    with client.connect(target) as channel:  # the token comes from $MODELREG_TOKEN
         try:
             ArtifactServiceStub(channel).Write(requests(), timeout=120)
         except grpc.RpcError as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -15,9 +16,11 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from support.auth import make_token
 from support.server import s3_env
 from support.stores import StoreEndpoints
 
+from modelregistry import client
 from modelregistry.v1 import registry_service_pb2 as pb
 from modelregistry.v1.registry_service_pb2_grpc import RegistryServiceStub
 
@@ -76,7 +79,8 @@ def test_serve_logs_each_call_and_stops_cleanly_on_signal(
     )  # fmt: skip
     try:
         _wait_serving(f"127.0.0.1:{port}")
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        token = asyncio.run(make_token(migrated_database_url, principal="ci-pipeline"))
+        with client.connect(f"127.0.0.1:{port}", token=token) as channel:
             registry = RegistryServiceStub(channel)
             registry.CreateModel(
                 pb.CreateModelRequest(model_id="logged"),
@@ -97,7 +101,7 @@ def test_serve_logs_each_call_and_stops_cleanly_on_signal(
     created = next(c for c in calls if c["method"].endswith("/CreateModel"))
     assert created["request_id"] == "req-123"
     assert created["code"] == "OK"
-    assert created["principal"]
+    assert created["principal"] == "ci-pipeline"
     assert created["duration_ms"] >= 0
     missing = next(c for c in calls if c["method"].endswith("/GetModel"))
     assert missing["code"] == "NOT_FOUND"

@@ -14,10 +14,10 @@ import asyncpg
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from support.server import running_server
+from support.auth import make_token
+from support.server import authenticated_channel, running_server
 from support.stores import StoreEndpoints, unique_name
 
-from modelregistry.server import GRPC_OPTIONS
 from modelregistry.storage.migrations import migrate
 from modelregistry.v1 import model_pb2, model_version_pb2, registry_service_pb2_grpc
 from modelregistry.v1 import registry_service_pb2 as pb
@@ -74,9 +74,10 @@ async def running_registry(dsn: str, endpoints: StoreEndpoints) -> AsyncIterator
     """A client of a server running in this process on `dsn` and a fresh bucket."""
     bucket = unique_name("world", separator="-")
     await asyncio.to_thread(endpoints.s3_client().make_bucket, bucket)
+    token = await make_token(dsn)
     async with (
         running_server(dsn, endpoints, bucket) as target,
-        grpc.aio.insecure_channel(target, options=GRPC_OPTIONS) as channel,
+        authenticated_channel(target, token) as channel,
     ):
         yield Stub(channel)
 

@@ -21,7 +21,7 @@ from modelregistry.v1 import model_pb2
 from modelregistry.v1 import model_version_pb2 as mv
 from modelregistry.v1 import registry_service_pb2 as pb
 
-PRINCIPAL = "anonymous"  # until authentication lands
+PRINCIPAL = "test-admin"  # the admin_token fixture's principal
 MODEL = "audited"
 PARENT = f"models/{MODEL}"
 MUTATING_RPCS = (

@@ -23,7 +23,7 @@ from modelregistry.v1 import model_version_pb2 as mv
 from modelregistry.v1 import registry_service_pb2 as rpb
 from modelregistry.v1.collaboration_service_pb2_grpc import CollaborationServiceStub
 
-PRINCIPAL = "anonymous"  # until authentication lands
+PRINCIPAL = "test-admin"  # the admin_token fixture's principal
 MODEL = "collab"
 V1 = f"models/{MODEL}/versions/1"
 V2 = f"models/{MODEL}/versions/2"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -14,8 +15,11 @@ BUF = str(Path(sys.executable).with_name("buf"))
 
 
 async def _buf_curl(target: str, method: str, body: dict[str, object]) -> tuple[int, str, str]:
+    token = os.environ["MODELREG_TOKEN"]  # set by the admin_token fixture
     process = await asyncio.create_subprocess_exec(
         BUF, "curl", "--protocol", "grpc", "--http2-prior-knowledge",
+        "-H", f"Authorization: Bearer {token}", "--reflect-header",
+        f"Authorization: Bearer {token}",
         "-d", json.dumps(body), f"http://{target}/{method}",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip

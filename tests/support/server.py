@@ -12,6 +12,7 @@ import pytest
 from modelregistry.config import Settings
 from modelregistry.server import GRPC_OPTIONS, serve
 from modelregistry.v1 import registry_service_pb2_grpc
+from support.auth import bearer_interceptors, make_token
 from support.stores import StoreEndpoints
 
 
@@ -58,17 +59,31 @@ async def running_server(
 
 
 @pytest.fixture
+async def admin_token(migrated_database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An admin token for the test's database; also in $MODELREG_TOKEN for CLI runs."""
+    token = await make_token(migrated_database_url)
+    monkeypatch.setenv("MODELREG_TOKEN", token)
+    return token
+
+
+@pytest.fixture
 async def registry_target(
-    migrated_database_url: str, store_endpoints: StoreEndpoints, s3_bucket: str
+    migrated_database_url: str, store_endpoints: StoreEndpoints, s3_bucket: str, admin_token: str
 ) -> AsyncIterator[str]:
     """host:port of a server running in this process on a fresh database and bucket."""
     async with running_server(migrated_database_url, store_endpoints, s3_bucket) as target:
         yield target
 
 
+def authenticated_channel(target: str, token: str) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(
+        target, options=GRPC_OPTIONS, interceptors=bearer_interceptors(token)
+    )
+
+
 @pytest.fixture
-async def channel(registry_target: str) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(registry_target, options=GRPC_OPTIONS) as chan:
+async def channel(registry_target: str, admin_token: str) -> AsyncIterator[grpc.aio.Channel]:
+    async with authenticated_channel(registry_target, admin_token) as chan:
         yield chan
 
 

@@ -10,6 +10,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from modelregistry.api.interceptor import EdgeInterceptor
+from modelregistry.domain.access import Access, Role
 from modelregistry.domain.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -30,13 +31,17 @@ _FAILURES: dict[str, Exception] = {
 }
 
 
+async def _anyone(token: str | None) -> Access:
+    return Access(principal="tester", role=Role.ADMIN)
+
+
 async def _fail(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
     raise _FAILURES[request.decode()]
 
 
 @pytest.fixture
 async def stub() -> AsyncIterator[grpc.aio.UnaryUnaryMultiCallable]:
-    server = grpc.aio.server(interceptors=[EdgeInterceptor()])
+    server = grpc.aio.server(interceptors=[EdgeInterceptor(_anyone)])
     handler = grpc.method_handlers_generic_handler(
         "test.Svc", {"Fail": grpc.unary_unary_rpc_method_handler(_fail)}
     )

@@ -19,6 +19,7 @@ from prometheus_client import Counter, Histogram
 
 from modelregistry.api.call_context import ANONYMOUS, current_call
 from modelregistry.api.errors import internal_status, status_code_of, to_grpc_status
+from modelregistry.domain.access import Access
 from modelregistry.domain.errors import RegistryError
 from modelregistry.domain.models import CallContext
 
@@ -31,8 +32,14 @@ RPC_SECONDS = Histogram(
     ["method"],
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 30),
 )
-# Health checks are polled constantly; logging each would drown the useful lines.
+# Health checks are polled constantly; logging each would drown the useful lines. They are
+# also the one service that answers without a token (load balancers and probes have none).
 _QUIET_PREFIXES = ("/grpc.health.v1.Health/",)
+_OPEN_PREFIXES = _QUIET_PREFIXES
+AUTHORIZATION_HEADER = "authorization"
+_BEARER = "bearer "
+
+Authenticate = Callable[[str | None], Awaitable[Access]]
 REQUEST_ID_HEADER = "x-request-id"
 _MAX_REQUEST_ID = 128
 
@@ -40,7 +47,8 @@ Behavior = Callable[..., Any]
 
 
 class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self) -> None:
+    def __init__(self, authenticate: Authenticate) -> None:
+        self._authenticate = authenticate
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
@@ -55,12 +63,15 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(details)
         if handler is None:
             return None
-        wrapped = _wrap_handler(handler, method)
+        authenticate = None if method.startswith(_OPEN_PREFIXES) else self._authenticate
+        wrapped = _wrap_handler(handler, method, authenticate)
         self._wrapped[method] = wrapped
         return wrapped
 
 
-def _wrap_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+def _wrap_handler(
+    handler: grpc.RpcMethodHandler, method: str, authenticate: Authenticate | None
+) -> grpc.RpcMethodHandler:
     quiet = method.startswith(_QUIET_PREFIXES)
     kinds = {
         "unary_unary": grpc.unary_unary_rpc_method_handler,
@@ -72,14 +83,16 @@ def _wrap_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethod
         inner = getattr(handler, attribute)
         if inner is not None:
             return factory(
-                _wrap_behavior(inner, method, quiet),
+                _wrap_behavior(inner, method, quiet, authenticate),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
     return handler
 
 
-def _wrap_behavior(inner: Behavior, method: str, quiet: bool) -> Behavior:
+def _wrap_behavior(
+    inner: Behavior, method: str, quiet: bool, authenticate: Authenticate | None
+) -> Behavior:
     if inspect.isasyncgenfunction(inner):
 
         async def stream_behavior(
@@ -87,6 +100,7 @@ def _wrap_behavior(inner: Behavior, method: str, quiet: bool) -> Behavior:
         ) -> AsyncIterator[Any]:
             call = _Call(method, context, quiet)
             try:
+                await call.authenticate(authenticate)
                 async for response in inner(request, context):
                     yield response
             except asyncio.CancelledError:
@@ -102,6 +116,7 @@ def _wrap_behavior(inner: Behavior, method: str, quiet: bool) -> Behavior:
     async def unary_behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
         call = _Call(method, context, quiet)
         try:
+            await call.authenticate(authenticate)
             return await inner(request, context)
         except asyncio.CancelledError:
             call.code = grpc.StatusCode.CANCELLED
@@ -117,7 +132,7 @@ def _wrap_behavior(inner: Behavior, method: str, quiet: bool) -> Behavior:
 class _Call:
     """Book-keeping for one RPC: its id and caller, how it ended, and how long it took."""
 
-    __slots__ = ("code", "context", "method", "quiet", "request_id", "start")
+    __slots__ = ("code", "context", "method", "principal", "quiet", "request_id", "start")
 
     def __init__(self, method: str, context: grpc.aio.ServicerContext, quiet: bool) -> None:
         self.method = method
@@ -128,7 +143,18 @@ class _Call:
         self.request_id = _request_id(context)
         # No reset needed: each RPC runs in its own task, in its own copy of the context (and
         # a streaming call may finish in another task, where a reset token is refused).
+        self.principal = ANONYMOUS
         current_call.set(CallContext(principal=ANONYMOUS, request_id=self.request_id))
+
+    async def authenticate(self, authenticate: Authenticate | None) -> None:
+        """Who is calling, from the bearer token; UNAUTHENTICATED without a valid one."""
+        if authenticate is None:
+            return
+        access = await authenticate(_bearer_token(self.context))
+        self.principal = access.principal
+        current_call.set(
+            CallContext(principal=access.principal, request_id=self.request_id, access=access)
+        )
 
     async def fail(self, exc: Exception) -> None:
         """Abort the call with the status `exc` stands for (always raises)."""
@@ -154,8 +180,17 @@ class _Call:
                 code=code_name,
                 duration_ms=round(elapsed * 1000, 3),
                 request_id=self.request_id,
-                principal=ANONYMOUS,
+                principal=self.principal,
             )
+
+
+def _bearer_token(context: grpc.aio.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == AUTHORIZATION_HEADER and isinstance(value, str):
+            if value[: len(_BEARER)].lower() == _BEARER:
+                return value[len(_BEARER) :].strip()
+            return None
+    return None
 
 
 def _request_id(context: grpc.aio.ServicerContext) -> str:

@@ -13,7 +13,15 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from modelregistry.cli import artifacts, collaboration, dev_command, gc_command, models, versions
+from modelregistry.cli import (
+    artifacts,
+    collaboration,
+    dev_command,
+    gc_command,
+    models,
+    token_command,
+    versions,
+)
 from modelregistry.cli.errors import EXIT_CODES_HELP, EXIT_ERROR, EXIT_UNAVAILABLE, EXIT_USAGE
 
 app = typer.Typer(
@@ -96,6 +104,7 @@ def _fail(message: str, code: int) -> NoReturn:
 dev_command.register(app)
 artifacts.register(app)
 gc_command.register(app)
+token_command.register(app)
 collaboration.register(app)
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Generic, TypeVar
 
+from modelregistry.domain.access import Access, Role, require
 from modelregistry.domain.artifacts import ManifestEntry
 
 T = TypeVar("T")
@@ -38,6 +39,12 @@ class CallContext:
 
     principal: str
     request_id: str
+    # What the caller may do; None only for internal callers (gc, migrations).
+    access: Access | None = None
+
+    def require(self, role: Role, model: str | None, action: str) -> None:
+        if self.access is not None:
+            require(self.access, role, model, action)
 
 
 @dataclass

@@ -8,6 +8,7 @@ Layout of the data directory (default ./.modelreg/):
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import signal
@@ -18,14 +19,19 @@ from pathlib import Path
 from types import FrameType
 
 from modelregistry.config import Settings
+from modelregistry.domain.access import Role
 from modelregistry.embedded.locking import DataDirLock
 from modelregistry.embedded.postgres import DEFAULT_POSTGRES_PORT, EmbeddedPostgres
 from modelregistry.embedded.seaweed import HIGHEST_PORT, EmbeddedSeaweed, SeaweedPorts
+from modelregistry.service.auth import issue_token
+from modelregistry.storage.database import Database
+from modelregistry.storage.migrations import migrate
 from modelregistry.storage.object_store import ObjectStore
 
 DEFAULT_DATA_DIR = Path(".modelreg")
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_BUCKET = "modelregistry"
+ADMIN_TOKEN_FILE = "admin-token"  # noqa: S105  (a file name)
 
 OnReady = Callable[[str], None]
 Serve = Callable[[Settings, OnReady], None]
@@ -81,8 +87,12 @@ def run_dev(options: DevOptions | None = None, *, serve: Serve | None = None) ->
         try:
             with _termination_raises():
                 stores = _start_stores(options, data_dir, children)
+            token_file = _ensure_admin_token(stores.postgres.dsn, data_dir)
             settings = stores.settings(options.listen)
-            serve(settings, lambda address: _print_next_steps(address, stores, data_dir))
+            serve(
+                settings,
+                lambda address: _print_next_steps(address, stores, data_dir, token_file),
+            )
         finally:
             with _termination_ignored():
                 children.close()
@@ -121,10 +131,32 @@ def _server_run() -> Serve:
     return run
 
 
-def _print_next_steps(address: str, stores: DevStores, data_dir: Path) -> None:
+def _ensure_admin_token(dsn: str, data_dir: Path) -> Path:
+    """On first start, an admin token kept in the data dir, where the CLI looks for it."""
+    token_file = data_dir / ADMIN_TOKEN_FILE
+    if not token_file.exists():
+        token = asyncio.run(_issue_admin_token(dsn))
+        token_file.touch(mode=0o600)
+        token_file.write_text(token + "\n")
+    return token_file
+
+
+async def _issue_admin_token(dsn: str) -> str:
+    await migrate(dsn)
+    db = await Database.connect(dsn, min_size=1, max_size=1)
+    try:
+        issued = await issue_token(db, "admin", Role.ADMIN, description="modelreg dev")
+    finally:
+        await db.close()
+    return issued.token
+
+
+def _print_next_steps(address: str, stores: DevStores, data_dir: Path, token_file: Path) -> None:
     credentials_file = stores.seaweed.identities_path
     lines = [
         f"modelreg dev is serving on {address}",
+        f"  admin token {token_file.read_text().strip()}",
+        f"              (in {token_file}: the CLI reads it there, or from $MODELREG_TOKEN)",
         f"  PostgreSQL  {stores.postgres.dsn}",
         f"  S3          http://{stores.seaweed.endpoint}  bucket {stores.bucket!r}"
         f"  (credentials in {credentials_file})",

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 
+from modelregistry.domain.access import Role
 from modelregistry.domain.artifacts import (
     DEFAULT_CONTENT_TYPE,
     Artifact,
@@ -108,6 +109,7 @@ class ArtifactService:
         sha256: str,
         content_type: str,
     ) -> UploadSession:
+        ctx.require(Role.EDITOR, ref.model, "upload artifacts to this model")
         version = await self._versions.get(ref)
         if version.stage != Stage.DEVELOPMENT:
             raise _frozen(version)
@@ -227,6 +229,7 @@ class ArtifactService:
         if first is None:
             raise InvalidArgument.for_field("upload_id", "the Write stream sent no message")
         session = await self.query_upload(first.upload_id)
+        ctx.require(Role.EDITOR, session.model, "upload artifacts to this model")
         if session.state != UploadState.ACTIVE:
             raise _not_active(session)
         if first.offset != session.committed_size:
@@ -317,6 +320,7 @@ class ArtifactService:
 
     async def abort_upload(self, ctx: CallContext, upload_id: str) -> UploadSession:
         session = await self.query_upload(upload_id)
+        ctx.require(Role.EDITOR, session.model, "abort uploads to this model")
         if session.state == UploadState.COMMITTED:
             raise _not_active(session)
         if session.state == UploadState.ACTIVE:
@@ -397,6 +401,7 @@ class ArtifactService:
         return Page(items, "")
 
     async def delete(self, ctx: CallContext, ref: VersionRef, path: str) -> None:
+        ctx.require(Role.EDITOR, ref.model, "delete artifacts of this model")
         version = await self._versions.get(ref)
         if version.stage != Stage.DEVELOPMENT:
             raise _frozen(version)

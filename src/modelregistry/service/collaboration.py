@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from modelregistry.domain import collaboration as co
+from modelregistry.domain.access import Role
 from modelregistry.domain.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -83,6 +84,7 @@ class CollaborationService:
         parent: tuple[VersionRef, int] | None,
         request_id: str | None,
     ) -> co.Comment:
+        ctx.require(Role.VIEWER, ref.model, "comment on versions")
         async with self._db.transaction() as conn:
             version = await self._version(conn, ref)
             parent_id = None
@@ -131,6 +133,7 @@ class CollaborationService:
         return self._id_page(binding, items, limit, [c.id for c in items])
 
     async def delete_comment(self, ctx: CallContext, ref: VersionRef, comment_id: int) -> None:
+        ctx.require(Role.EDITOR, ref.model, "delete comments on this model")
         async with self._db.transaction() as conn:
             version = await self._version(conn, ref)
             comment = await store.get_comment(conn, version.id, comment_id, for_update=True)
@@ -165,6 +168,7 @@ class CollaborationService:
         reason: str,
         request_id: str | None,
     ) -> co.Flag:
+        ctx.require(Role.VIEWER, ref.model, "flag versions")
         async with self._db.transaction() as conn:
             # Lock the version row: a promotion running now either sees this flag or
             # finishes before it is raised, never neither.
@@ -199,6 +203,7 @@ class CollaborationService:
     async def resolve_flag(
         self, ctx: CallContext, ref: VersionRef, flag_id: int, resolution: str
     ) -> co.Flag:
+        ctx.require(Role.EDITOR, ref.model, "resolve flags on this model")
         async with self._db.transaction() as conn:
             version = await self._version(conn, ref)
             flag = await store.get_flag(conn, version.id, flag_id, for_update=True)
@@ -222,6 +227,7 @@ class CollaborationService:
         status: co.DeploymentStatus,
         request_id: str | None,
     ) -> co.Deployment:
+        ctx.require(Role.EDITOR, ref.model, "record deployments of this model")
         async with self._db.transaction() as conn:
             version = await self._version(conn, ref)
             if request_id is not None:
@@ -256,6 +262,7 @@ class CollaborationService:
     async def update_deployment_status(
         self, ctx: CallContext, ref: VersionRef, deployment_id: int, status: co.DeploymentStatus
     ) -> co.Deployment:
+        ctx.require(Role.EDITOR, ref.model, "update deployments of this model")
         async with self._db.transaction() as conn:
             version = await self._version(conn, ref)
             current = await store.get_deployment(conn, version.id, deployment_id, for_update=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from modelregistry.domain.access import Role
 from modelregistry.domain.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
 from modelregistry.domain.models import CallContext, Model, ModelContent
 from modelregistry.domain.names import model_name
@@ -33,6 +34,7 @@ class ModelService:
     async def create(
         self, ctx: CallContext, model_id: str, content: ModelContent, request_id: str | None
     ) -> Model:
+        ctx.require(Role.EDITOR, None, "create models")
         try:
             async with self._db.transaction() as conn:
                 model = await models_store.insert_model(conn, model_id, content, request_id)
@@ -68,6 +70,7 @@ class ModelService:
         fields: tuple[str, ...],
         etag: str,
     ) -> Model:
+        ctx.require(Role.EDITOR, model_id, "update this model")
         async with self._db.transaction() as conn:
             current = await models_store.get_model(conn, model_id, for_update=True)
             if current is None:
@@ -82,6 +85,7 @@ class ModelService:
             return updated
 
     async def delete(self, ctx: CallContext, model_id: str, etag: str, force: bool) -> None:
+        ctx.require(Role.ADMIN, model_id, "delete models")
         async with self._db.transaction() as conn:
             current = await models_store.get_model(conn, model_id, for_update=True)
             if current is None:

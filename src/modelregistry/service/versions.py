@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from modelregistry.domain import lifecycle
+from modelregistry.domain.access import Role
 from modelregistry.domain.collaboration import open_flags_block_production
 from modelregistry.domain.comparison import Comparison, compare
 from modelregistry.domain.errors import (
@@ -53,6 +54,7 @@ class VersionService:
         content: VersionContent,
         request_id: str | None,
     ) -> ModelVersion:
+        ctx.require(Role.EDITOR, model_id, "add versions to this model")
         async with self._db.connection() as conn:
             if content.lineage.derived_from:
                 content.lineage.derived_from = await self._canonical_parent(
@@ -99,6 +101,7 @@ class VersionService:
         fields: tuple[str, ...],
         etag: str,
     ) -> ModelVersion:
+        ctx.require(Role.EDITOR, ref.model, "update versions of this model")
         async with self._db.transaction() as conn:
             if "lineage" in fields and incoming.lineage.derived_from:
                 incoming.lineage.derived_from = await self._canonical_parent(
@@ -115,6 +118,7 @@ class VersionService:
             return updated
 
     async def delete(self, ctx: CallContext, ref: VersionRef, etag: str) -> None:
+        ctx.require(Role.ADMIN, ref.model, "delete versions")
         async with self._db.transaction() as conn:
             current = await self._get_for_update(conn, ref)
             check_etag(current.name, etag, current.etag)
@@ -139,6 +143,9 @@ class VersionService:
         archive_existing: bool,
         etag: str,
     ) -> tuple[ModelVersion, list[ModelVersion]]:
+        if target == Stage.PRODUCTION:
+            ctx.require(Role.APPROVER, ref.model, "promote versions to PRODUCTION")
+        ctx.require(Role.EDITOR, ref.model, "move versions of this model")
         async with self._db.transaction() as conn:
             model_row = await versions_store.lock_model_row(conn, ref.model)
             if model_row is None:
@@ -171,6 +178,7 @@ class VersionService:
             return moved, archived
 
     async def set_alias(self, ctx: CallContext, ref: VersionRef, alias: str) -> ModelVersion:
+        ctx.require(Role.EDITOR, ref.model, "move aliases of this model")
         async with self._db.transaction() as conn:
             model_row = await versions_store.lock_model_row(conn, ref.model)
             if model_row is None:
@@ -186,6 +194,7 @@ class VersionService:
             return updated
 
     async def delete_alias(self, ctx: CallContext, model_id: str, alias: str) -> ModelVersion:
+        ctx.require(Role.EDITOR, model_id, "delete aliases of this model")
         async with self._db.transaction() as conn:
             model_row = await versions_store.lock_model_row(conn, model_id)
             if model_row is None:

@@ -1,0 +1,103 @@
+"""`modelreg token`: issue and revoke bearer tokens, straight against PostgreSQL.
+
+Like `migrate`, it needs only MODELREG_DATABASE_URL: it is how the first admin token of a new
+deployment is made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Coroutine
+from datetime import timedelta
+from typing import Annotated, TypeVar
+
+import typer
+
+from modelregistry.cli.errors import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_USAGE
+from modelregistry.config import ConfigError, Settings
+from modelregistry.domain.access import Role
+from modelregistry.domain.errors import RegistryError
+from modelregistry.service.auth import IssuedToken, issue_token, revoke_token
+from modelregistry.storage.database import Database
+
+T = TypeVar("T")
+
+app = typer.Typer(help="Issue and revoke bearer tokens (needs MODELREG_DATABASE_URL).")
+
+
+def register(parent: typer.Typer) -> None:
+    parent.add_typer(app, name="token")
+
+
+@app.command("create")
+def create(
+    principal: Annotated[str, typer.Argument(help="Who the token is for, e.g. ci-pipeline.")],
+    role: Annotated[str, typer.Option(help="viewer, editor, approver or admin.")] = "viewer",
+    model: Annotated[
+        str | None, typer.Option(help="Grant the role on this model only.", show_default=False)
+    ] = None,
+    expires_in_days: Annotated[
+        float | None, typer.Option(help="Days until it expires (default: never).")
+    ] = None,
+    description: Annotated[str, typer.Option(help="What it is for.")] = "",
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Make a token and print it once; only its hash is stored."""
+    try:
+        parsed = Role.parse(role)
+    except KeyError:
+        typer.echo("error: --role must be viewer, editor, approver or admin", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    expires = timedelta(days=expires_in_days) if expires_in_days is not None else None
+    issued = _run(_issue(principal, parsed, model, description, expires))
+    if json_output:
+        typer.echo(json.dumps({"token_id": issued.token_id, "token": issued.token}))
+    else:
+        typer.echo(issued.token)
+        typer.echo(f"token id {issued.token_id} for {principal!r} ({role})", err=True)
+
+
+@app.command("revoke")
+def revoke(token_id: Annotated[str, typer.Argument(help="The id `create` printed.")]) -> None:
+    """Revoke a token; it stops working within seconds on every replica."""
+    if not _run(_revoke(token_id)):
+        typer.echo(f"error: NOT_FOUND: no live token with id {token_id!r}", err=True)
+        raise typer.Exit(EXIT_NOT_FOUND)
+    typer.echo(f"revoked {token_id}")
+
+
+def _database_url() -> str:
+    try:
+        return Settings.from_env().database_url
+    except ConfigError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+async def _issue(
+    principal: str, role: Role, model: str | None, description: str, expires: timedelta | None
+) -> IssuedToken:
+    db = await Database.connect(_database_url(), min_size=1, max_size=1)
+    try:
+        return await issue_token(
+            db, principal, role, model=model, description=description, expires_in=expires
+        )
+    finally:
+        await db.close()
+
+
+async def _revoke(token_id: str) -> bool:
+    db = await Database.connect(_database_url(), min_size=1, max_size=1)
+    try:
+        return await revoke_token(db, token_id)
+    finally:
+        await db.close()
+
+
+def _run(work: Coroutine[object, object, T]) -> T:
+    try:
+        return asyncio.run(work)
+    except RegistryError as error:
+        typer.echo(f"error: {error.reason}: {error}", err=True)
+        raise typer.Exit(EXIT_ERROR) from None
