@@ -51,10 +51,10 @@ DEV_TOKEN_FILE = Path(".modelreg") / "admin-token"
 
 
 def default_token() -> str | None:
-    """$MODELREG_TOKEN, else the admin token `modelreg dev` keeps in ./.modelreg/."""
-    token = os.environ.get(TOKEN_ENV)
-    if token:
-        return token
+    """$MODELREG_TOKEN if set (even empty), else the admin token `modelreg dev` keeps in
+    ./.modelreg/ (so a token set on purpose never gives way to that admin token)."""
+    if TOKEN_ENV in os.environ:
+        return os.environ[TOKEN_ENV] or None
     try:
         return DEV_TOKEN_FILE.read_text().strip() or None
     except OSError:
