@@ -135,3 +135,12 @@ async def test_deleting_needs_the_admin_role(as_role: object) -> None:
     assert await _code(admin.GetModel(pb.GetModelRequest(name="models/other"))) == (
         grpc.StatusCode.NOT_FOUND
     )
+
+
+async def test_a_grant_on_one_model_leaves_the_role_everywhere_as_it_was(
+    registry_target: str, migrated_database_url: str, seeded: None
+) -> None:
+    admin = await make_token(migrated_database_url, "carol", Role.ADMIN)
+    await make_token(migrated_database_url, "carol", Role.EDITOR, model="shared")
+    async with authenticated_channel(registry_target, admin) as channel:
+        await RegistryServiceStub(channel).CreateModel(pb.CreateModelRequest(model_id="carols"))

@@ -62,8 +62,10 @@ async def issue_token(
     token = new_token()
     expire_time = datetime.now(UTC) + expires_in if expires_in is not None else None
     async with db.transaction() as conn:
-        base_role = Role.VIEWER if model is not None else role
-        principal_id = await auth_store.ensure_principal(conn, principal, base_role)
+        # A grant on one model leaves the principal's role everywhere as it was.
+        principal_id = await auth_store.ensure_principal(
+            conn, principal, None if model is not None else role
+        )
         if model is not None:
             await auth_store.grant(conn, principal_id, model, role)
         token_id = await auth_store.insert_token(

@@ -27,14 +27,22 @@ async def access_for_token(conn: asyncpg.Connection, digest: bytes) -> Access | 
     return Access(principal=row["name"], role=Role.parse(row["role"]), grants=grants)
 
 
-async def ensure_principal(conn: asyncpg.Connection, name: str, role: Role) -> int:
-    principal_id: int = await conn.fetchval(
+async def ensure_principal(conn: asyncpg.Connection, name: str, role: Role | None) -> int:
+    """The principal's id, created if new; `role` (if given) becomes its role everywhere."""
+    if role is None:
+        await conn.execute(
+            "INSERT INTO principals (name, role) VALUES ($1, 'viewer') ON CONFLICT DO NOTHING",
+            name,
+        )
+        principal_id: int = await conn.fetchval("SELECT id FROM principals WHERE name = $1", name)
+        return principal_id
+    updated: int = await conn.fetchval(
         """INSERT INTO principals (name, role) VALUES ($1, $2)
            ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role RETURNING id""",
         name,
         role.label,
     )
-    return principal_id
+    return updated
 
 
 async def grant(conn: asyncpg.Connection, principal_id: int, model: str, role: Role) -> None:
