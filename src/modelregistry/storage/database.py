@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -66,8 +67,12 @@ class Database:
             raise Unavailable(f"cannot reach PostgreSQL: {type(exc).__name__}") from exc
         return cls(pool)
 
-    async def close(self) -> None:
-        await self._pool.close()
+    async def close(self, timeout_s: float = 10.0) -> None:
+        """Close gracefully; connections still held after `timeout_s` are cut."""
+        try:
+            await asyncio.wait_for(self._pool.close(), timeout_s)
+        except TimeoutError:
+            self._pool.terminate()
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
