@@ -132,7 +132,9 @@ def _wrap_behavior(
 class _Call:
     """Book-keeping for one RPC: its id and caller, how it ended, and how long it took."""
 
-    __slots__ = ("code", "context", "method", "principal", "quiet", "request_id", "start")
+    __slots__ = (
+        "code", "context", "method", "principal", "quiet", "request_id", "start", "token",
+    )  # fmt: skip
 
     def __init__(self, method: str, context: grpc.aio.ServicerContext, quiet: bool) -> None:
         self.method = method
@@ -140,7 +142,7 @@ class _Call:
         self.quiet = quiet
         self.start = time.perf_counter()
         self.code = grpc.StatusCode.OK
-        self.request_id = _request_id(context)
+        self.request_id, self.token = _read_metadata(context)
         # No reset needed: each RPC runs in its own task, in its own copy of the context (and
         # a streaming call may finish in another task, where a reset token is refused).
         self.principal = ANONYMOUS
@@ -150,7 +152,7 @@ class _Call:
         """Who is calling, from the bearer token; UNAUTHENTICATED without a valid one."""
         if authenticate is None:
             return
-        access = await authenticate(_bearer_token(self.context))
+        access = await authenticate(self.token)
         self.principal = access.principal
         current_call.set(
             CallContext(principal=access.principal, request_id=self.request_id, access=access)
@@ -184,21 +186,14 @@ class _Call:
             )
 
 
-def _bearer_token(context: grpc.aio.ServicerContext) -> str | None:
+def _read_metadata(context: grpc.aio.ServicerContext) -> tuple[str, str | None]:
+    """One pass over the call's metadata: (request id, bearer token)."""
+    request_id, token = None, None
     for key, value in context.invocation_metadata() or ():
-        if key == AUTHORIZATION_HEADER and isinstance(value, str):
-            if value[: len(_BEARER)].lower() == _BEARER:
-                return value[len(_BEARER) :].strip()
-            return None
-    return None
-
-
-def _request_id(context: grpc.aio.ServicerContext) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if (
-            key == REQUEST_ID_HEADER
-            and isinstance(value, str)
-            and 0 < len(value) <= _MAX_REQUEST_ID
-        ) and value.isprintable():
-            return value
-    return uuid.uuid4().hex
+        if not isinstance(value, str):
+            continue
+        if key == REQUEST_ID_HEADER and 0 < len(value) <= _MAX_REQUEST_ID and value.isprintable():
+            request_id = value
+        elif key == AUTHORIZATION_HEADER and value[: len(_BEARER)].lower() == _BEARER:
+            token = value[len(_BEARER) :].strip()
+    return request_id or uuid.uuid4().hex, token
