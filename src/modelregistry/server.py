@@ -14,26 +14,39 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from modelregistry.api.access_servicer import AccessServicer
 from modelregistry.api.artifact_servicer import ArtifactServicer
+from modelregistry.api.audit_servicer import AuditServicer
 from modelregistry.api.collaboration_servicer import CollaborationServicer
 from modelregistry.api.interceptor import EdgeInterceptor
+from modelregistry.api.policy_servicer import PolicyServicer
 from modelregistry.api.registry_servicer import RegistryServicer
 from modelregistry.config import Settings
 from modelregistry.domain.errors import RegistryError
 from modelregistry.logging import configure_logging
+from modelregistry.service.access import AccessService
 from modelregistry.service.artifacts import ArtifactService
+from modelregistry.service.audit import AuditService
 from modelregistry.service.auth import Authenticator
 from modelregistry.service.collaboration import CollaborationService
 from modelregistry.service.listing import ListingService
 from modelregistry.service.models import ModelService
+from modelregistry.service.policy import PolicyService
 from modelregistry.service.versions import VersionService
 from modelregistry.storage import migrations, secrets_store
 from modelregistry.storage.database import Database
 from modelregistry.storage.object_store import ObjectStore
 from modelregistry.v1 import (
+    access_service_pb2,
+    access_service_pb2_grpc,
+    artifact_service_pb2,
     artifact_service_pb2_grpc,
+    audit_service_pb2,
+    audit_service_pb2_grpc,
     collaboration_service_pb2,
     collaboration_service_pb2_grpc,
+    policy_service_pb2,
+    policy_service_pb2_grpc,
     registry_service_pb2,
     registry_service_pb2_grpc,
 )
@@ -50,10 +63,16 @@ GRPC_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
 ]
-SERVICE_NAMES = (
-    registry_service_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name,
-    collaboration_service_pb2.DESCRIPTOR.services_by_name["CollaborationService"].full_name,
+# Every service the server registers; the authorization matrix test walks these.
+SERVICE_DESCRIPTORS = (
+    registry_service_pb2.DESCRIPTOR.services_by_name["RegistryService"],
+    artifact_service_pb2.DESCRIPTOR.services_by_name["ArtifactService"],
+    collaboration_service_pb2.DESCRIPTOR.services_by_name["CollaborationService"],
+    access_service_pb2.DESCRIPTOR.services_by_name["AccessService"],
+    audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"],
+    policy_service_pb2.DESCRIPTOR.services_by_name["PolicyService"],
 )
+SERVICE_NAMES = tuple(service.full_name for service in SERVICE_DESCRIPTORS)
 
 
 def run(settings: Settings, on_ready: Callable[[str], None] | None = None) -> None:
@@ -122,6 +141,14 @@ async def _serve_with(
     collaboration_service_pb2_grpc.add_CollaborationServiceServicer_to_server(
         CollaborationServicer(CollaborationService(db, page_key)), server
     )
+    access_service_pb2_grpc.add_AccessServiceServicer_to_server(
+        AccessServicer(AccessService(db, page_key)), server
+    )
+    audit = AuditService(db, page_key)
+    audit_service_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(audit), server)
+    policy_service_pb2_grpc.add_PolicyServiceServicer_to_server(
+        PolicyServicer(PolicyService(db, page_key)), server
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -132,6 +159,7 @@ async def _serve_with(
         raise RegistryError(f"cannot listen on {settings.listen}: the address is in use or invalid")
     address = f"{settings.listen.rsplit(':', 1)[0]}:{port}"
     await server.start()
+    await audit.start()
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.listen.rsplit(":", 1)[0])
     monitor = asyncio.create_task(
@@ -146,6 +174,7 @@ async def _serve_with(
     with contextlib.suppress(asyncio.CancelledError):
         await monitor
     await _set_health(health_servicer, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await audit.close()  # ends the watch streams, which would otherwise outlast the grace period
     await server.stop(settings.shutdown_grace_s)
     await artifacts.close()
 

@@ -14,11 +14,14 @@ from typing import Annotated, NoReturn
 import typer
 
 from modelregistry.cli import (
+    access_commands,
     artifacts,
     collaboration,
     dev_command,
+    events,
     gc_command,
     models,
+    policy_commands,
     token_command,
     versions,
 )
@@ -106,6 +109,9 @@ artifacts.register(app)
 gc_command.register(app)
 token_command.register(app)
 collaboration.register(app)
+access_commands.register(app)
+events.register(app)
+policy_commands.register(app)
 
 
 def main() -> None:
