@@ -54,6 +54,10 @@ async def test_comments_flags_and_deployments(registry_target: str) -> None:
     assert reply_line == parent_line + 1
     assert "└" in lines[reply_line]
 
+    edited = await cli_json(t, "comments", "edit", second["name"], "one more thing, edited")
+    assert edited["body"] == "one more thing, edited"
+    assert "updateTime" in edited
+
     busy = await cli(t, "comments", "delete", first["name"])
     assert busy.exit_code == 5, busy.output  # FAILED_PRECONDITION: it has a reply
     assert busy.stderr.startswith("error: FAILED_PRECONDITION: ")

@@ -16,7 +16,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 from integration import helpers
 from integration.helpers import Stub, create_version, transition
+from support.auth import make_token
+from support.server import authenticated_channel
 
+from modelregistry.domain.access import Role
 from modelregistry.v1 import collaboration_pb2 as co
 from modelregistry.v1 import collaboration_service_pb2 as pb
 from modelregistry.v1 import model_version_pb2 as mv
@@ -31,6 +34,7 @@ BY_ALIAS = f"models/{MODEL}/versions/champion"
 TABLES = (*helpers.TABLES, "comments", "flags", "deployments")
 MUTATING_RPCS = (
     "CreateComment",
+    "UpdateComment",
     "DeleteComment",
     "CreateFlag",
     "ResolveFlag",
@@ -81,6 +85,12 @@ def precondition_violations(err: grpc.aio.AioRpcError) -> list[Any]:
 async def comment(collab: CollaborationServiceStub, parent: str, body: str, **kw: Any) -> Any:
     return await collab.CreateComment(
         pb.CreateCommentRequest(parent=parent, comment=co.Comment(body=body, **kw))
+    )
+
+
+async def edit(collab: CollaborationServiceStub, name: str, body: str) -> Any:
+    return await collab.UpdateComment(
+        pb.UpdateCommentRequest(comment=co.Comment(name=name, body=body))
     )
 
 
@@ -417,6 +427,14 @@ BAD_CALLS: list[tuple[str, grpc.StatusCode, str, Call]] = [
      lambda c: c.ListComments(pb.ListCommentsRequest(parent=V1, page_token="garbage"))),
     ("list-comments/missing-version", grpc.StatusCode.NOT_FOUND, "",
      lambda c: c.ListComments(pb.ListCommentsRequest(parent=MISSING_VERSION))),
+    ("update-comment/bad-name", grpc.StatusCode.INVALID_ARGUMENT, "comment.name",
+     lambda c: edit(c, f"{V1}/comments/abc", "x")),
+    ("update-comment/empty-body", grpc.StatusCode.INVALID_ARGUMENT, "comment.body",
+     lambda c: edit(c, f"{V1}/comments/1", "")),
+    ("update-comment/long-body", grpc.StatusCode.INVALID_ARGUMENT, "comment.body",
+     lambda c: edit(c, f"{V1}/comments/1", LONG)),
+    ("update-comment/missing", grpc.StatusCode.NOT_FOUND, "",
+     lambda c: edit(c, f"{V1}/comments/999999", "x")),
     ("delete-comment/bad-name", grpc.StatusCode.INVALID_ARGUMENT, "name",
      lambda c: c.DeleteComment(pb.DeleteCommentRequest(name=f"{V1}/comments/abc"))),
     ("delete-comment/zero-id", grpc.StatusCode.INVALID_ARGUMENT, "name",
@@ -517,6 +535,16 @@ async def audit_create_comment(c: CollaborationServiceStub, md: Md) -> tuple[str
     return made.name, None, {"author": PRINCIPAL, "parent_comment": parent.name}
 
 
+async def audit_update_comment(c: CollaborationServiceStub, md: Md) -> tuple[str, Any, Any]:
+    made = await comment(c, V1, "draft")
+    await c.UpdateComment(
+        pb.UpdateCommentRequest(comment=co.Comment(name=made.name, body="final text")),
+        metadata=md,
+    )
+    summary = {"author": PRINCIPAL, "parent_comment": None}
+    return made.name, summary | {"body_bytes": 5}, summary | {"body_bytes": 10}
+
+
 async def audit_delete_comment(c: CollaborationServiceStub, md: Md) -> tuple[str, Any, Any]:
     made = await comment(c, V1, "bye")
     await c.DeleteComment(pb.DeleteCommentRequest(name=made.name), metadata=md)
@@ -563,6 +591,7 @@ async def audit_update_status(c: CollaborationServiceStub, md: Md) -> tuple[str,
 
 SCENARIOS: list[tuple[str, Scenario]] = [
     ("CreateComment", audit_create_comment),
+    ("UpdateComment", audit_update_comment),
     ("DeleteComment", audit_delete_comment),
     ("CreateFlag", audit_create_flag),
     ("ResolveFlag", audit_resolve_flag),
@@ -665,3 +694,39 @@ async def test_deleting_a_version_or_model_takes_its_collaboration_records(
     await registry.DeleteModel(rpb.DeleteModelRequest(name=f"models/{MODEL}", force=True))
     tables = await snapshot(migrated_database_url)
     assert (tables["comments"], tables["flags"], tables["deployments"]) == ([], [], [])
+
+
+async def test_only_the_author_or_an_admin_edits_or_deletes_a_comment(
+    registry: Stub, registry_target: str, migrated_database_url: str
+) -> None:
+    await seed(registry)
+    alice_token = await make_token(migrated_database_url, "alice", Role.VIEWER)
+    bob_token = await make_token(migrated_database_url, "bob", Role.APPROVER)
+    async with (
+        authenticated_channel(registry_target, alice_token) as alice_channel,
+        authenticated_channel(registry_target, bob_token) as bob_channel,
+    ):
+        alice = CollaborationServiceStub(alice_channel)
+        bob = CollaborationServiceStub(bob_channel)
+        written = await comment(alice, V1, "first thoughts")
+        before = await snapshot(migrated_database_url)
+
+        for call in (edit(bob, written.name, "not yours"),
+                     bob.DeleteComment(pb.DeleteCommentRequest(name=written.name))):  # fmt: skip
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await call
+            assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert "admin" in (refused.value.details() or "")
+        assert await snapshot(migrated_database_url) == before
+
+        edited = await edit(alice, written.name, "second thoughts")
+        assert edited.body == "second thoughts"
+        assert edited.update_time.ToDatetime() >= edited.create_time.ToDatetime()
+        listed = await alice.ListComments(pb.ListCommentsRequest(parent=V1))
+        assert [c.body for c in listed.comments] == ["second thoughts"]
+
+    root_token = await make_token(migrated_database_url, "root", Role.ADMIN)
+    async with authenticated_channel(registry_target, root_token) as root_channel:
+        root = CollaborationServiceStub(root_channel)
+        await root.DeleteComment(pb.DeleteCommentRequest(name=written.name))
+        assert (await root.ListComments(pb.ListCommentsRequest(parent=V1))).comments == []

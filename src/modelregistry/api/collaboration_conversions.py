@@ -34,6 +34,7 @@ def comment_to_proto(comment: co.Comment) -> pb.Comment:
         body=comment.body,
         parent_comment=comment.parent_name,
         create_time=timestamp(comment.create_time),
+        update_time=timestamp(comment.update_time) if comment.update_time else None,
     )
 
 

@@ -64,6 +64,20 @@ class CollaborationServicer(collaboration_service_pb2_grpc.CollaborationServiceS
         await self._service.delete_comment(call_context(), ref, comment_id)
         return empty_pb2.Empty()
 
+    async def UpdateComment(
+        self, request: pb.UpdateCommentRequest, context: Context
+    ) -> collaboration_pb2.Comment:
+        ref, comment_id = names.parse_version_child_name(
+            request.comment.name, "comment.name", co.COMMENTS
+        )
+        violations = Violations()
+        co.check_comment_body(request.comment.body, "comment.body", violations)
+        violations.raise_if_any()
+        comment = await self._service.update_comment(
+            call_context(), ref, comment_id, request.comment.body
+        )
+        return conv.comment_to_proto(comment)
+
     # -- flags ------------------------------------------------------------------------------
 
     async def CreateFlag(

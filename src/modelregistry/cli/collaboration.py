@@ -215,6 +215,29 @@ def comments_list(
     )
 
 
+@comments_app.command("edit")
+def comments_edit(
+    comment: Annotated[
+        str,
+        typer.Argument(
+            metavar="COMMENT_NAME",
+            help="MODEL/VERSION/ID or models/MODEL/versions/VERSION/comments/ID.",
+        ),
+    ],
+    body: Annotated[str, typer.Argument(help="The new text.")],
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Replace the text of a comment you wrote (admins may edit any)."""
+    name = child_name(comment, "comments", "COMMENT_NAME")
+    request = cs.UpdateCommentRequest(comment=co.Comment(name=name, body=body))
+    with _connect(target, timeout, token) as conn:
+        updated = conn.session.call(conn.collaboration.UpdateComment, request)
+    emit(updated, json, lambda console: console.print(f"edited {updated.name}", markup=False))
+
+
 @comments_app.command("delete")
 def comments_delete(
     comment: Annotated[
@@ -229,7 +252,7 @@ def comments_delete(
     token: TokenOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Delete a comment (not while other comments reply to it)."""
+    """Delete a comment you wrote (admins may delete any), unless others reply to it."""
     name = child_name(comment, "comments", "COMMENT_NAME")
     with _connect(target, timeout, token) as conn:
         empty = conn.session.call(

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from modelregistry.domain.access import Role
 from modelregistry.domain.errors import FailedPrecondition, PreconditionViolation
+from modelregistry.domain.models import CallContext
 from modelregistry.domain.names import version_name
 from modelregistry.domain.validation import Violations
 
@@ -56,6 +58,7 @@ class Comment:
     body: str
     parent_id: int | None
     create_time: datetime
+    update_time: datetime | None = None
 
     @property
     def name(self) -> str:
@@ -186,3 +189,10 @@ def check_status_change(deployment: Deployment, target: DeploymentStatus) -> Non
                 PreconditionViolation("STATUS", deployment.name, f"already {target.value}")
             ],
         )
+
+
+def require_author_or_admin(ctx: CallContext, comment: Comment, action: str) -> None:
+    """Only a comment's author, or an admin on its model, may edit or delete it."""
+    ctx.require(Role.VIEWER, comment.model, f"{action} comments")
+    if ctx.principal != comment.author:
+        ctx.require(Role.ADMIN, comment.model, f"{action} comments written by others")

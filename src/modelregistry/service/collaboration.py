@@ -132,13 +132,35 @@ class CollaborationService:
             items = await store.list_comments(conn, version.id, after_id, limit + 1)
         return self._id_page(binding, items, limit, [c.id for c in items])
 
-    async def delete_comment(self, ctx: CallContext, ref: VersionRef, comment_id: int) -> None:
-        ctx.require(Role.EDITOR, ref.model, "delete comments on this model")
+    async def update_comment(
+        self, ctx: CallContext, ref: VersionRef, comment_id: int, body: str
+    ) -> co.Comment:
+        ctx.require(Role.VIEWER, ref.model, "edit comments")
         async with self._db.transaction() as conn:
-            version = await self._version(conn, ref)
-            comment = await store.get_comment(conn, version.id, comment_id, for_update=True)
-            if comment is None:
-                raise _child_not_found("comment", ref, comment_id, "ListComments")
+            comment = await self._comment_for_update(conn, ref, comment_id)
+            co.require_author_or_admin(ctx, comment, "edit")
+            updated = await store.update_comment_body(conn, comment, body)
+            await audit_store.insert_audit(
+                conn, ctx, "UpdateComment", comment.name,
+                comment_summary(comment) | {"body_bytes": len(comment.body.encode())},
+                comment_summary(updated) | {"body_bytes": len(body.encode())},
+            )  # fmt: skip
+            return updated
+
+    async def _comment_for_update(
+        self, conn: Connection, ref: VersionRef, comment_id: int
+    ) -> co.Comment:
+        version = await self._version(conn, ref)
+        comment = await store.get_comment(conn, version.id, comment_id, for_update=True)
+        if comment is None:
+            raise _child_not_found("comment", ref, comment_id, "ListComments")
+        return comment
+
+    async def delete_comment(self, ctx: CallContext, ref: VersionRef, comment_id: int) -> None:
+        ctx.require(Role.VIEWER, ref.model, "delete comments")
+        async with self._db.transaction() as conn:
+            comment = await self._comment_for_update(conn, ref, comment_id)
+            co.require_author_or_admin(ctx, comment, "delete")
             replies = await store.reply_ids(conn, comment.id)
             if replies:
                 raise FailedPrecondition(

@@ -17,7 +17,7 @@ from modelregistry.domain.models import CallContext, ModelVersion
 
 # Every query joins the version and model so rows come back with their canonical names.
 _COMMENT = """SELECT c.id, m.name AS model, v.version, c.author, c.body, c.parent_id,
-       c.create_time
+       c.create_time, c.update_time
 FROM comments c JOIN model_versions v ON v.id = c.version_id JOIN models m ON m.id = v.model_id"""
 _FLAG = """SELECT f.id, m.name AS model, v.version, f.state, f.severity, f.reason, f.raised_by,
        f.create_time, f.resolved_by, f.resolution, f.resolve_time
@@ -37,6 +37,7 @@ def _comment(row: asyncpg.Record) -> Comment:
         body=row["body"],
         parent_id=row["parent_id"],
         create_time=row["create_time"],
+        update_time=row["update_time"],
     )
 
 
@@ -139,6 +140,14 @@ async def reply_ids(conn: asyncpg.Connection, comment_id: int) -> list[int]:
         "SELECT id FROM comments WHERE parent_id = $1 ORDER BY id LIMIT 20", comment_id
     )
     return [r["id"] for r in rows]
+
+
+async def update_comment_body(conn: asyncpg.Connection, comment: Comment, body: str) -> Comment:
+    await conn.execute(
+        "UPDATE comments SET body = $2, update_time = now() WHERE id = $1", comment.id, body
+    )
+    row = await conn.fetchrow(_COMMENT + " WHERE c.id = $1", comment.id)
+    return _comment(row)
 
 
 async def delete_comment(conn: asyncpg.Connection, comment_id: int) -> None:
