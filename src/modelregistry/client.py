@@ -12,12 +12,17 @@ names and walk list pages, so the CLI and Python callers share one spelling of e
         stub = client.registry(channel)
         name = client.version_name("llama/champion")
         version = stub.GetModelVersion(rs.GetModelVersionRequest(name=name), timeout=30)
+
+TLS comes from `TlsFiles` (or the MODELREG_TLS_* variables, read when none is given):
+`connect(target, tls=TlsFiles(ca_file="ca.pem"))`, plus `cert_file`/`key_file` for mutual TLS.
 """
 
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, TypeVar
 
@@ -61,20 +66,133 @@ def default_token() -> str | None:
         return None
 
 
+# --- TLS ------------------------------------------------------------------------------------
+
+TLS_CA_ENV = "MODELREG_TLS_CA_FILE"
+TLS_CERT_ENV = "MODELREG_TLS_CLIENT_CERT_FILE"
+TLS_KEY_ENV = "MODELREG_TLS_CLIENT_KEY_FILE"
+TLS_SERVER_NAME_ENV = "MODELREG_TLS_SERVER_NAME"
+
+
+class TlsFilesError(ValueError):
+    """A client TLS file is missing, unreadable or given without its partner."""
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """Where a client finds its TLS material. Nothing set means a plaintext channel.
+
+    `ca_file` is the PEM bundle of CAs to trust for the server's certificate (unset: gRPC's
+    bundled public roots); `cert_file` + `key_file` are this client's certificate and key for
+    mutual TLS; `server_name` overrides the name checked against the server's certificate
+    (for a target addressed by IP or through a tunnel).
+    """
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    server_name: str | None = None
+
+    @classmethod
+    def from_env(cls) -> TlsFiles:
+        """$MODELREG_TLS_CA_FILE, $MODELREG_TLS_CLIENT_CERT_FILE / _KEY_FILE and
+        $MODELREG_TLS_SERVER_NAME (empty counts as unset)."""
+        return cls(
+            ca_file=os.environ.get(TLS_CA_ENV) or None,
+            cert_file=os.environ.get(TLS_CERT_ENV) or None,
+            key_file=os.environ.get(TLS_KEY_ENV) or None,
+            server_name=os.environ.get(TLS_SERVER_NAME_ENV) or None,
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.ca_file or self.cert_file or self.key_file)
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        """Channel credentials for `grpc.secure_channel` and `grpc.aio.secure_channel` alike."""
+        if bool(self.cert_file) != bool(self.key_file):
+            raise TlsFilesError(
+                f"a client certificate needs its key and a key its certificate: set both "
+                f"{TLS_CERT_ENV} and {TLS_KEY_ENV} (--tls-cert and --tls-key) or neither"
+            )
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=_read_pem(self.ca_file, "CA bundle"),
+            private_key=_read_pem(self.key_file, "client key"),
+            certificate_chain=_read_pem(self.cert_file, "client certificate"),
+        )
+        self._check_loadable()
+        return credentials
+
+    def _check_loadable(self) -> None:
+        """Fail here with a message, not at the handshake with a bare UNAVAILABLE."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if self.ca_file:
+            try:
+                context.load_verify_locations(cafile=self.ca_file)
+            except ssl.SSLError:
+                raise TlsFilesError(
+                    f"the CA bundle {self.ca_file} holds no readable PEM certificate"
+                ) from None
+        if self.cert_file and self.key_file:
+            try:
+                context.load_cert_chain(self.cert_file, self.key_file, password=_no_passphrase)
+            except (ssl.SSLError, _EncryptedKey):
+                raise TlsFilesError(
+                    f"the client key {self.key_file} is not an unencrypted PEM key for the "
+                    f"certificate in {self.cert_file}"
+                ) from None
+
+    def channel_options(self) -> list[tuple[str, Any]]:
+        if self.enabled and self.server_name:
+            return [("grpc.ssl_target_name_override", self.server_name)]
+        return []
+
+
+class _EncryptedKey(Exception):
+    pass
+
+
+def _no_passphrase() -> str:
+    # gRPC cannot ask for a passphrase; without this callback OpenSSL would prompt on the tty.
+    raise _EncryptedKey
+
+
+def _read_pem(path: str | None, what: str) -> bytes | None:
+    if not path:
+        return None
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        # strerror, not str(error): the message names the file, never its bytes.
+        raise TlsFilesError(f"cannot read the {what} {path}: {error.strerror}") from None
+    if b"-----BEGIN " not in data:
+        raise TlsFilesError(f"the {what} {path} is not a PEM file (no -----BEGIN line)")
+    return data
+
+
 def connect(
     target: str,
     *,
     token: str | None = None,
     credentials: grpc.ChannelCredentials | None = None,
+    tls: TlsFiles | None = None,
     options: Sequence[tuple[str, Any]] = (),
 ) -> grpc.Channel:
     """Open a channel to a registry at `host:port`.
 
-    `credentials` (e.g. `grpc.ssl_channel_credentials(...)`) switch to TLS; without them the
-    channel is plaintext. `token` is sent as `authorization: Bearer <token>` on every call.
-    `options` are appended to (and so override) CHANNEL_OPTIONS.
+    `credentials` (e.g. `grpc.ssl_channel_credentials(...)`) switch to TLS. Without them, `tls`
+    says where the TLS files are (default: `TlsFiles.from_env()`, the MODELREG_TLS_*
+    variables); when it names none, the channel is plaintext. `token` is sent as
+    `authorization: Bearer <token>` on every call. `options` are appended to (and so
+    override) CHANNEL_OPTIONS.
+
+    Raises TlsFilesError when a TLS file cannot be read or a client certificate lacks its key.
     """
     token = token or default_token()
+    tls = TlsFiles.from_env() if tls is None else tls
+    if credentials is None and tls.enabled:
+        credentials = tls.credentials()
+        options = [*tls.channel_options(), *options]
     merged = [*CHANNEL_OPTIONS, *options]
     channel = (
         grpc.insecure_channel(target, options=merged)
@@ -258,3 +376,22 @@ def bearer_interceptors(token: str) -> list[Any]:
     Pass as `grpc.aio.insecure_channel(target, options=..., interceptors=...)`.
     """
     return [_UnaryUnary(token), _UnaryStream(token), _StreamUnary(token), _StreamStream(token)]
+
+
+def connect_aio(
+    target: str,
+    *,
+    token: str | None = None,
+    tls: TlsFiles | None = None,
+    options: Sequence[tuple[str, Any]] = (),
+) -> grpc.aio.Channel:
+    """`connect()` for grpc.aio callers: the same options, token and TLS rules."""
+    token = token or default_token()
+    tls = TlsFiles.from_env() if tls is None else tls
+    merged = [*CHANNEL_OPTIONS, *tls.channel_options(), *options]
+    interceptors = bearer_interceptors(token) if token else None
+    if tls.enabled:
+        return grpc.aio.secure_channel(
+            target, tls.credentials(), options=merged, interceptors=interceptors
+        )
+    return grpc.aio.insecure_channel(target, options=merged, interceptors=interceptors)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 
@@ -43,6 +45,12 @@ class Settings:
     # "json", "console", or "auto" (console on a terminal, JSON otherwise).
     log_format: str = "auto"
     log_level: str = "info"
+    # TLS: PEM certificate chain and private key, both or neither. Set, the port speaks TLS only.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    # PEM bundle of the CAs that sign client certificates. Set, every client must present one
+    # (mutual TLS); needs the certificate and key above.
+    tls_client_ca_file: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -83,6 +91,42 @@ class Settings:
             raise ConfigError(
                 "MODELREG_SHUTDOWN_GRACE_S and MODELREG_HEALTH_INTERVAL_S must be > 0"
             )
+        self._validate_tls()
+
+    @property
+    def tls(self) -> bool:
+        # Any TLS setting counts, so a half-configured pair fails rather than serving plaintext.
+        return bool(self.tls_cert_file or self.tls_key_file or self.tls_client_ca_file)
+
+    @property
+    def mtls(self) -> bool:
+        return bool(self.tls_client_ca_file)
+
+    def _validate_tls(self) -> None:
+        if self.tls:
+            self.tls_material()
+            _check_certificates("MODELREG_TLS_CERT_FILE", self.tls_cert_file)
+            _check_key(self.tls_cert_file, self.tls_key_file)
+            if self.tls_client_ca_file:
+                _check_certificates("MODELREG_TLS_CLIENT_CA_FILE", self.tls_client_ca_file)
+
+    def tls_material(self) -> tuple[bytes, bytes, bytes | None]:
+        """(certificate chain, private key, client CA bundle or None) for the listening port."""
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ConfigError(
+                "MODELREG_TLS_CERT_FILE and MODELREG_TLS_KEY_FILE go together: set both or neither"
+            )
+        if self.tls_client_ca_file and not self.tls_cert_file:
+            raise ConfigError(
+                "MODELREG_TLS_CLIENT_CA_FILE (mutual TLS) needs MODELREG_TLS_CERT_FILE and "
+                "MODELREG_TLS_KEY_FILE: the server must speak TLS to ask for client certificates"
+            )
+        client_ca = self.tls_client_ca_file
+        return (
+            read_pem("MODELREG_TLS_CERT_FILE", self.tls_cert_file),
+            read_pem("MODELREG_TLS_KEY_FILE", self.tls_key_file),
+            read_pem("MODELREG_TLS_CLIENT_CA_FILE", client_ca) if client_ca else None,
+        )
 
     def require_object_store(self) -> Settings:
         """`serve` and `gc` need S3; `migrate` does not."""
@@ -92,6 +136,55 @@ class Settings:
                 "(with MODELREG_S3_ACCESS_KEY and MODELREG_S3_SECRET_KEY)"
             )
         return self
+
+
+def read_pem(key: str, path: str) -> bytes:
+    """The bytes of a PEM file, or a ConfigError naming `key` and the path (never the content:
+    a key file's bytes must not reach a log)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ConfigError(f"{key}: cannot read {path}: {reason}") from None
+    if b"-----BEGIN " not in data:
+        raise ConfigError(f"{key}: {path} is not a PEM file (no -----BEGIN line)")
+    return data
+
+
+def _check_certificates(key: str, path: str) -> None:
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
+    except ssl.SSLError:
+        raise ConfigError(f"{key}: {path} holds no readable PEM certificate") from None
+
+
+class _EncryptedKey(Exception):
+    pass
+
+
+def _no_passphrase() -> str:
+    raise _EncryptedKey
+
+
+def _check_key(cert_path: str, key_path: str) -> None:
+    """Load the pair as a TLS server would, so a wrong or mismatched key fails at start, not
+    at the first handshake."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert_path, key_path, password=_no_passphrase)
+    except _EncryptedKey:
+        raise ConfigError(
+            f"MODELREG_TLS_KEY_FILE: {key_path} is encrypted; give the key without a passphrase"
+        ) from None
+    except ssl.SSLError as error:
+        if error.reason == "KEY_VALUES_MISMATCH":
+            raise ConfigError(
+                f"MODELREG_TLS_KEY_FILE: {key_path} is not the private key of the certificate "
+                "in MODELREG_TLS_CERT_FILE"
+            ) from None
+        raise ConfigError(
+            f"MODELREG_TLS_KEY_FILE: {key_path} holds no readable PEM private key"
+        ) from None
 
 
 _TRUE = {"1", "true", "yes", "on"}

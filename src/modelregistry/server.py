@@ -154,7 +154,12 @@ async def _serve_with(
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(settings.listen)
+    credentials = _server_credentials(settings)
+    port = (
+        server.add_secure_port(settings.listen, credentials)
+        if credentials is not None
+        else server.add_insecure_port(settings.listen)
+    )
     if port == 0:
         raise RegistryError(f"cannot listen on {settings.listen}: the address is in use or invalid")
     address = f"{settings.listen.rsplit(':', 1)[0]}:{port}"
@@ -165,7 +170,13 @@ async def _serve_with(
     monitor = asyncio.create_task(
         _watch_stores(db, store, health_servicer, settings.health_interval_s)
     )
-    log.info("serving", address=address, metrics_port=settings.metrics_port or None)
+    log.info(
+        "serving",
+        address=address,
+        metrics_port=settings.metrics_port or None,
+        tls=settings.tls,
+        mtls=settings.mtls,
+    )
     if on_ready is not None:
         on_ready(address)
     await stop.wait()
@@ -177,6 +188,17 @@ async def _serve_with(
     await audit.close()  # ends the watch streams, which would otherwise outlast the grace period
     await server.stop(settings.shutdown_grace_s)
     await artifacts.close()
+
+
+def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS for the listening port when configured; with a client CA, mutual TLS (a client
+    without a certificate signed by it fails the handshake, before any RPC)."""
+    if not settings.tls:
+        return None
+    cert, key, client_ca = settings.tls_material()
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
 
 
 async def _watch_stores(

@@ -26,6 +26,7 @@ from modelregistry.cli.common import (
     TargetOption,
     TimeoutOption,
     TokenOption,
+    connect,
     emit,
     usage_error,
     version_ref,
@@ -76,7 +77,7 @@ class _Connection:
 
 @contextmanager
 def _connect(target: str, timeout: float, token: str | None) -> Iterator[_Connection]:
-    channel = client.connect(target, token=token)
+    channel = connect(target, token)
     try:
         yield _Connection(
             session=Session(target=target, timeout=timeout, stub=client.registry(channel)),

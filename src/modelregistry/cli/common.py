@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Protocol, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, Protocol, TypeVar
 
 import grpc
 import typer
@@ -42,6 +44,48 @@ TokenOption = Annotated[
         "--token",
         envvar=client.TOKEN_ENV,
         help="Bearer token sent as `authorization` metadata.",
+        show_default=False,
+        rich_help_panel="Connection",
+    ),
+]
+TlsCaOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--tls-ca",
+        envvar=client.TLS_CA_ENV,
+        metavar="PEM",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        help="Speak TLS, trusting the CA certificates in this PEM file for the server's.",
+        show_default=False,
+        rich_help_panel="Connection",
+    ),
+]
+TlsCertOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--tls-cert",
+        envvar=client.TLS_CERT_ENV,
+        metavar="PEM",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        help="Client certificate for mutual TLS (with --tls-key).",
+        show_default=False,
+        rich_help_panel="Connection",
+    ),
+]
+TlsKeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--tls-key",
+        envvar=client.TLS_KEY_ENV,
+        metavar="PEM",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        help="Private key of --tls-cert (unencrypted PEM).",
         show_default=False,
         rich_help_panel="Connection",
     ),
@@ -118,11 +162,47 @@ class Session:
 
 @contextmanager
 def session(target: str, timeout: float, token: str | None) -> Iterator[Session]:
-    channel = client.connect(target, token=token)
+    channel = connect(target, token)
     try:
         yield Session(target=target, timeout=timeout, stub=client.registry(channel))
     finally:
         channel.close()
+
+
+# Set by the root command's --tls-* options for the verb that runs; None reads MODELREG_TLS_*.
+_tls_options: client.TlsFiles | None = None
+
+
+def use_tls_options(ca: Path | None, cert: Path | None, key: Path | None) -> None:
+    """Make the root command's --tls-* options the TLS settings of every channel opened."""
+    global _tls_options
+    given = ca is not None or cert is not None or key is not None
+    _tls_options = tls_files(ca, cert, key) if given else None
+
+
+def connect(
+    target: str, token: str | None, options: Sequence[tuple[str, Any]] = ()
+) -> grpc.Channel:
+    """`client.connect` with an unusable TLS file reported as a usage error (exit 2)."""
+    try:
+        return client.connect(target, token=token, tls=_tls_options, options=options)
+    except client.TlsFilesError as error:
+        raise usage_error(str(error), "--tls-ca / --tls-cert / --tls-key") from None
+
+
+def tls_files(ca: Path | None, cert: Path | None, key: Path | None) -> client.TlsFiles:
+    """The --tls-* options (whose defaults are the MODELREG_TLS_* variables) as client.TlsFiles;
+    $MODELREG_TLS_SERVER_NAME overrides the name checked against the server certificate."""
+    if (cert is None) != (key is None):
+        raise usage_error(
+            "--tls-cert and --tls-key go together: give both or neither", "--tls-cert / --tls-key"
+        )
+    return client.TlsFiles(
+        ca_file=str(ca) if ca is not None else None,
+        cert_file=str(cert) if cert is not None else None,
+        key_file=str(key) if key is not None else None,
+        server_name=os.environ.get(client.TLS_SERVER_NAME_ENV) or None,
+    )
 
 
 def usage_error(message: str, param_hint: str | None = None) -> typer.BadParameter:

@@ -25,6 +25,7 @@ from modelregistry.cli import (
     token_command,
     versions,
 )
+from modelregistry.cli.common import TlsCaOption, TlsCertOption, TlsKeyOption, use_tls_options
 from modelregistry.cli.errors import EXIT_CODES_HELP, EXIT_ERROR, EXIT_UNAVAILABLE, EXIT_USAGE
 
 app = typer.Typer(
@@ -39,6 +40,16 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def connection_options(
+    tls_ca: TlsCaOption = None, tls_cert: TlsCertOption = None, tls_key: TlsKeyOption = None
+) -> None:
+    """Options that apply to the connection of every client verb."""
+    use_tls_options(tls_ca, tls_cert, tls_key)
+
+
 app.add_typer(models.app, name="models")
 app.add_typer(versions.app, name="versions")
 
