@@ -16,6 +16,7 @@ import grpc
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from integration import helpers
 from integration.artifact_helpers import (
     ABORTED,
     ACTIVE,
@@ -190,6 +191,13 @@ async def test_a_declared_digest_or_size_that_does_not_match_leaves_nothing(
     # Refused at finish, the session is aborted; bytes past a declared size may be refused
     # before it, leaving the session to gc.
     assert state == ABORTED or (declared == "size_smaller" and state == ACTIVE)
+    # The abort is the call's one change, and the audit log names the call that made it.
+    last = (await helpers.audit_rows(migrated_database_url))[-1]
+    if state == ABORTED:
+        assert (last["action"], last["resource"]) == ("Write", session.artifact)
+        assert last["after"]["state"] == "ABORTED"
+    else:
+        assert last["action"] == "StartUpload"
 
     run = await run_gc(migrated_database_url, store_endpoints, s3_bucket, "--idle-seconds", "0")
     for _ in range(3):

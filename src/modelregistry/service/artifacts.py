@@ -269,14 +269,14 @@ class ArtifactService:
         session = writer.session
         size, digest = session.committed_size, writer.hasher.hexdigest()
         if session.declared_size is not None and size != session.declared_size:
-            await self._abort(ctx, session, "size mismatch")
+            await self._abort(ctx, session, "size mismatch", action="Write")
             raise InvalidArgument.for_field(
                 "finish",
                 f"the upload declared {session.declared_size} bytes but {size} arrived; "
                 "nothing was stored, start again",
             )
         if session.declared_sha256 and digest != session.declared_sha256:
-            await self._abort(ctx, session, "sha256 mismatch")
+            await self._abort(ctx, session, "sha256 mismatch", action="Write")
             raise DataLoss(
                 f"the bytes received hash to {digest}, not the declared "
                 f"{session.declared_sha256}: they were corrupted on the way; nothing was "
@@ -327,11 +327,14 @@ class ArtifactService:
             await self._abort(ctx, session, "aborted by the caller")
         return await self.query_upload(upload_id)
 
-    async def _abort(self, ctx: CallContext, session: UploadSession, why: str) -> None:
+    async def _abort(
+        self, ctx: CallContext, session: UploadSession, why: str, action: str = "AbortUpload"
+    ) -> None:
+        """End the session; `action` is the method that ended it, as the audit log records."""
         async with self._db.transaction() as conn:
             await artifacts_store.finish_session(conn, session.id, UploadState.ABORTED, None)
             await audit_store.insert_audit(
-                conn, ctx, "AbortUpload", session.artifact_name,
+                conn, ctx, action, session.artifact_name,
                 {"upload_id": session.id, "committed_size": session.committed_size},
                 {"state": "ABORTED", "why": why},
             )  # fmt: skip
