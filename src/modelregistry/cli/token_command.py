@@ -1,7 +1,8 @@
 """`modelreg token`: issue and revoke bearer tokens, straight against PostgreSQL.
 
 Like `migrate`, it needs only MODELREG_DATABASE_URL: it is how the first admin token of a new
-deployment is made.
+deployment is made. Its changes are audited with the principal `bootstrap`. Everything after
+that goes over the API with `modelreg tokens` and `modelreg grants`.
 """
 
 from __future__ import annotations
@@ -18,12 +19,19 @@ from modelregistry.cli.errors import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_USAGE
 from modelregistry.config import ConfigError, Settings
 from modelregistry.domain.access import Role
 from modelregistry.domain.errors import RegistryError
-from modelregistry.service.auth import IssuedToken, issue_token, revoke_token
+from modelregistry.service.auth import BOOTSTRAP_PRINCIPAL, IssuedToken, issue_token, revoke_token
 from modelregistry.storage.database import Database
 
 T = TypeVar("T")
 
-app = typer.Typer(help="Issue and revoke bearer tokens (needs MODELREG_DATABASE_URL).")
+app = typer.Typer(
+    help=(
+        "Bootstrap: issue and revoke bearer tokens straight in the database (needs "
+        "MODELREG_DATABASE_URL), e.g. a deployment's first admin token. Audited as principal "
+        "`bootstrap`. Over the API, with an admin token, use `modelreg tokens` and "
+        "`modelreg grants` instead."
+    )
+)
 
 
 def register(parent: typer.Typer) -> None:
@@ -81,8 +89,9 @@ async def _issue(
     db = await Database.connect(_database_url(), min_size=1, max_size=1)
     try:
         return await issue_token(
-            db, principal, role, model=model, description=description, expires_in=expires
-        )
+            db, principal, role, model=model, description=description, expires_in=expires,
+            audit_as=BOOTSTRAP_PRINCIPAL,
+        )  # fmt: skip
     finally:
         await db.close()
 
@@ -90,7 +99,7 @@ async def _issue(
 async def _revoke(token_id: str) -> bool:
     db = await Database.connect(_database_url(), min_size=1, max_size=1)
     try:
-        return await revoke_token(db, token_id)
+        return await revoke_token(db, token_id, audit_as=BOOTSTRAP_PRINCIPAL)
     finally:
         await db.close()
 

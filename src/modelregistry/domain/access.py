@@ -1,16 +1,28 @@
-"""Who may do what: roles, tokens, and the one check every mutation makes."""
+"""Who may do what: roles, tokens, grants, and the one check every mutation makes."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
-from modelregistry.domain.errors import PermissionDenied
+from modelregistry.domain.errors import InvalidArgument, PermissionDenied
+
+if TYPE_CHECKING:  # validation imports models, which imports this module
+    from modelregistry.domain.validation import Violations
 
 TOKEN_PREFIX = "mrt_"  # noqa: S105  (a marker that makes leaked tokens easy to scan for)
+TOKENS = "tokens"
+PRINCIPALS = "principals"
+PRINCIPAL_PATTERN = re.compile(r"[A-Za-z0-9._@:-]{1,128}")
+MAX_TOKEN_DESCRIPTION_CHARS = 1024
+_TOKEN_ID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_PRINCIPAL_RULE = "a principal is 1-128 characters of letters, digits, '.', '_', '@', ':' or '-'"
 
 
 class Role(IntEnum):
@@ -61,3 +73,99 @@ def new_token() -> str:
 
 def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
+
+
+# -- tokens and grants as stored ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Token:
+    """A bearer token as stored: never its secret, which exists only in the CreateToken reply."""
+
+    id: str  # a UUID, lower case
+    principal: str
+    description: str
+    create_time: datetime
+    expire_time: datetime | None
+    revoke_time: datetime | None
+
+    @property
+    def name(self) -> str:
+        return token_name(self.id)
+
+    def state(self, now: datetime) -> str:
+        """`active`, `revoked` or `expired` (revoked wins: it was someone's decision)."""
+        if self.revoke_time is not None:
+            return "revoked"
+        if self.expire_time is not None and self.expire_time <= now:
+            return "expired"
+        return "active"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A role held by a principal everywhere (`model` None) or on one model (a model id)."""
+
+    principal: str
+    model: str | None
+    role: Role
+
+
+def principal_resource(principal: str) -> str:
+    """The audit log's name for a principal: `principals/{name}`."""
+    return f"{PRINCIPALS}/{principal}"
+
+
+def token_name(token_id: str) -> str:
+    return f"{TOKENS}/{token_id}"
+
+
+# -- rules -------------------------------------------------------------------------------------
+
+
+def check_principal(principal: str, path: str, out: Violations) -> None:
+    if not PRINCIPAL_PATTERN.fullmatch(principal):
+        shown = f"{principal[:40]!r}{'...' if len(principal) > 40 else ''}"
+        out.add(path, f"{shown} is not a valid principal: {_PRINCIPAL_RULE}")
+
+
+def validate_principal(principal: str, path: str) -> str:
+    if not PRINCIPAL_PATTERN.fullmatch(principal):
+        raise InvalidArgument.for_field(path, f"{principal[:40]!r}: {_PRINCIPAL_RULE}")
+    return principal
+
+
+def check_token_description(description: str, path: str, out: Violations) -> None:
+    if len(description) > MAX_TOKEN_DESCRIPTION_CHARS:
+        out.add(
+            path,
+            f"is {len(description)} characters; at most {MAX_TOKEN_DESCRIPTION_CHARS} are allowed",
+        )
+    elif "\x00" in description:
+        out.add(path, "must not contain NUL characters")
+
+
+def check_expire_time(expire_time: datetime, now: datetime, path: str, out: Violations) -> None:
+    """A token must be born alive: an expiry in the past is a mistake, not a way to disable."""
+    if expire_time <= now:
+        out.add(
+            path,
+            f"{rfc3339(expire_time)} is not in the future (now is {rfc3339(now)}); "
+            "leave it unset for a token that does not expire",
+        )
+
+
+def parse_token_name(name: str, path: str) -> str:
+    """`tokens/{uuid}` → the token id (lower case)."""
+    prefix, _, token_id = name.partition("/")
+    token_id = token_id.lower()
+    if prefix != TOKENS or not _TOKEN_ID_PATTERN.fullmatch(token_id):
+        raise InvalidArgument.for_field(
+            path, f"{name[:80]!r} is not a token name: expected tokens/{{uuid}}"
+        )
+    return token_id
+
+
+def rfc3339(value: datetime) -> str:
+    """A time as messages and audit summaries write it (JSON has no timestamps)."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
