@@ -29,6 +29,7 @@ from modelregistry.service.artifacts import ArtifactService
 from modelregistry.service.audit import AuditService
 from modelregistry.service.auth import Authenticator
 from modelregistry.service.collaboration import CollaborationService
+from modelregistry.service.history import HistoryService
 from modelregistry.service.listing import ListingService
 from modelregistry.service.models import ModelService
 from modelregistry.service.policy import PolicyService
@@ -132,7 +133,10 @@ async def _serve_with(
     )
     versions = VersionService(db)
     registry_service_pb2_grpc.add_RegistryServiceServicer_to_server(
-        RegistryServicer(ModelService(db), versions, ListingService(db, page_key)), server
+        RegistryServicer(
+            ModelService(db), versions, ListingService(db, page_key), HistoryService(db, page_key)
+        ),
+        server,
     )
     artifacts = ArtifactService(db, store, versions, page_key, settings.max_concurrent_uploads)
     artifact_service_pb2_grpc.add_ArtifactServiceServicer_to_server(

@@ -345,6 +345,14 @@ LIST_CASES = [
          lambda w: pb.ListStageTransitionsRequest(
              parent=f"{PARENT}/versions/-", page_token=w.alias_changes_token
          ), INVALID, "page_token"),
+    Case("ListModelHistory/parent/missing", "ListModelHistory",
+         lambda w: pb.ListModelHistoryRequest(parent="models/nope"), NOT_FOUND),
+    Case("ListModelHistory/parent/bad", "ListModelHistory",
+         lambda w: pb.ListModelHistoryRequest(parent="models/-"), INVALID, "parent"),
+    Case("ListModelHistory/key/without-kind", "ListModelHistory",
+         lambda w: pb.ListModelHistoryRequest(parent=PARENT, key="PRODUCTION"), INVALID, "key"),
+    Case("ListModelHistory/kind/unknown", "ListModelHistory",
+         lambda w: pb.ListModelHistoryRequest(parent=PARENT, kind=42), INVALID, "kind"),
     Case("ListAliasChanges/parent/bad", "ListAliasChanges",
          lambda w: pb.ListAliasChangesRequest(parent=PRODUCTION), INVALID, "parent"),
     Case("ListAliasChanges/parent/wildcard", "ListAliasChanges",

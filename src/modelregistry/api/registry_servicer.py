@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import TypeAlias
 
 import grpc
 from google.protobuf import empty_pb2
 
 from modelregistry.api import conversions as conv
+from modelregistry.api import history_conversions
 from modelregistry.api.call_context import call_context
 from modelregistry.domain import names, update_masks
 from modelregistry.domain.comparison import MAX_COMPARED, MIN_COMPARED
 from modelregistry.domain.errors import InvalidArgument
+from modelregistry.domain.history import check_query
 from modelregistry.domain.models import ModelContent, Stage, VersionContent
 from modelregistry.domain.validation import (
     Violations,
@@ -20,6 +23,7 @@ from modelregistry.domain.validation import (
     check_request_id,
     check_version_content,
 )
+from modelregistry.service.history import HistoryService
 from modelregistry.service.listing import ListingService
 from modelregistry.service.models import ModelService
 from modelregistry.service.versions import VersionService
@@ -31,11 +35,16 @@ Context: TypeAlias = grpc.aio.ServicerContext
 
 class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
     def __init__(
-        self, models: ModelService, versions: VersionService, listing: ListingService
+        self,
+        models: ModelService,
+        versions: VersionService,
+        listing: ListingService,
+        history: HistoryService,
     ) -> None:
         self._models = models
         self._versions = versions
         self._listing = listing
+        self._history = history
 
     # -- models -----------------------------------------------------------------------------
 
@@ -204,6 +213,35 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
             )
         refs = [names.parse_version_name(n, f"names[{i}]") for i, n in enumerate(request.names)]
         return conv.comparison_to_proto(await self._versions.compare(refs))
+
+    async def ListModelHistory(
+        self, request: pb.ListModelHistoryRequest, context: Context
+    ) -> pb.ListModelHistoryResponse:
+        model_id = names.parse_model_name(request.parent, "parent")
+        kind = None
+        if request.kind != pb.HOLDING_KIND_UNSPECIFIED:
+            kind = history_conversions.KIND_FROM_PROTO.get(request.kind)
+            if kind is None:
+                raise InvalidArgument.for_field(
+                    "kind",
+                    "use HOLDING_KIND_STAGE, _ALIAS, _DEPLOYMENT, or leave it unset for all",
+                )
+        as_of = None
+        if request.HasField("as_of_time"):
+            try:
+                as_of = request.as_of_time.ToDatetime(tzinfo=UTC)
+            except (ValueError, OverflowError):
+                raise InvalidArgument.for_field(
+                    "as_of_time", "must be a valid time between years 0001 and 9999"
+                ) from None
+        query = check_query(kind, request.key, as_of)
+        page = await self._history.list_history(
+            model_id, query, request.page_size, request.page_token
+        )
+        return pb.ListModelHistoryResponse(
+            entries=[history_conversions.history_entry_to_proto(e) for e in page.items],
+            next_page_token=page.next_page_token,
+        )
 
 
 def _valid_model_content(model: model_pb2.Model, prefix: str) -> ModelContent:

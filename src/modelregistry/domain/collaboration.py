@@ -123,7 +123,7 @@ def check_resolution(resolution: str, path: str, out: Violations) -> None:
 
 
 def check_environment(environment: str, path: str, out: Violations) -> None:
-    if not ENVIRONMENT_PATTERN.match(environment):
+    if not ENVIRONMENT_PATTERN.fullmatch(environment):
         out.add(
             path,
             f"{environment[:80]!r} is not a valid environment: use 1-63 lowercase letters, "
@@ -136,7 +136,9 @@ def check_endpoint(endpoint: str, path: str, out: Violations) -> None:
         out.add(path, "is required: the URI the deployment serves at")
     elif len(endpoint) > MAX_ENDPOINT_CHARS:
         out.add(path, f"is {len(endpoint)} characters; at most {MAX_ENDPOINT_CHARS} are allowed")
-    elif not _URI_PATTERN.match(endpoint) or any(ord(c) < 0x21 or ord(c) == 0x7F for c in endpoint):
+    elif not _URI_PATTERN.fullmatch(endpoint) or any(
+        ord(c) < 0x21 or ord(c) == 0x7F for c in endpoint
+    ):
         out.add(path, "must be a URI with a scheme and no spaces, e.g. https://host/path")
 
 
@@ -151,18 +153,6 @@ def _check_required_text(text: str, path: str, max_bytes: int, out: Violations) 
 
 
 # -- rules ----------------------------------------------------------------------------------
-
-
-def open_flags_block_production(version: str, flags: list[Flag]) -> FailedPrecondition:
-    """The refusal of a promotion to PRODUCTION while `flags` (all OPEN) stand."""
-    return FailedPrecondition(
-        f"{version} has {len(flags)} open flag(s); resolve them (ResolveFlag) before moving "
-        "it to PRODUCTION",
-        reason="OPEN_FLAGS",
-        violations=[
-            PreconditionViolation("FLAG", f.name, f"{f.severity.value}: {f.reason}") for f in flags
-        ],
-    )
 
 
 def check_flag_resolvable(flag: Flag) -> None:

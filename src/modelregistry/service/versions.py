@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from modelregistry.domain import lifecycle
 from modelregistry.domain.access import Role
-from modelregistry.domain.collaboration import open_flags_block_production
 from modelregistry.domain.comparison import Comparison, compare
 from modelregistry.domain.errors import (
     FailedPrecondition,
@@ -19,11 +18,18 @@ from modelregistry.domain.models import (
     VersionContent,
     VersionStatus,
 )
-from modelregistry.domain.names import VersionRef, model_name, parse_version_name
+from modelregistry.domain.names import VersionRef, parse_version_name
+from modelregistry.domain.policy import PromotionPolicy, evaluate, policy_not_met
 from modelregistry.domain.update_masks import apply_mask
 from modelregistry.service.models import check_etag, model_not_found
 from modelregistry.service.summaries import version_summary
-from modelregistry.storage import audit_store, collaboration_store, models_store, versions_store
+from modelregistry.storage import (
+    audit_store,
+    collaboration_store,
+    models_store,
+    policy_store,
+    versions_store,
+)
 from modelregistry.storage.database import Connection, Database
 
 
@@ -33,6 +39,22 @@ def version_not_found(ref: VersionRef) -> NotFound:
         f"model {ref.model!r} has no {what}; list its versions with ListModelVersions",
         reason="VERSION_NOT_FOUND",
     )
+
+
+async def check_policy(
+    conn: Connection, policy: PromotionPolicy, version: ModelVersion, purpose: str
+) -> None:
+    """Raise one FailedPrecondition listing every condition of `policy` the version misses.
+
+    Run under the model row lock with the version row locked: policy updates, metric
+    updates and new flags wait for it, so the decision holds until the transaction commits.
+    """
+    rules = policy.rules
+    approvers = await policy_store.approvers(conn, version.id) if rules.required_approvals else []
+    flags = [] if rules.allow_open_flags else await collaboration_store.open_flags(conn, version.id)
+    unmet = evaluate(policy, version.name, version.content.metrics, approvers, flags)
+    if unmet:
+        raise policy_not_met(version.name, purpose, unmet)
 
 
 def uploads_open(version_name: str, action: str) -> FailedPrecondition:
@@ -151,15 +173,16 @@ class VersionService:
             if model_row is None:
                 raise model_not_found(ref.model)
             current = await self._get_for_update(conn, ref)
+            if current.stage == Stage.PRODUCTION:
+                ctx.require(Role.APPROVER, ref.model, "take versions out of PRODUCTION")
             check_etag(current.name, etag, current.etag)
             lifecycle.check_move(current.name, current.stage, target)
             if current.status == VersionStatus.PENDING:
                 raise uploads_open(current.name, "move it out of DEVELOPMENT")
             archived = []
             if target == Stage.PRODUCTION:
-                flags = await collaboration_store.open_flags(conn, current.id)
-                if flags:
-                    raise open_flags_block_production(current.name, flags)
+                policy = await policy_store.get_policy_by_row(conn, model_row)
+                await check_policy(conn, policy, current, "move to PRODUCTION")
                 holder = await versions_store.production_holder(conn, model_row)
                 if holder is not None:
                     if not archive_existing:
@@ -183,7 +206,12 @@ class VersionService:
             model_row = await versions_store.lock_model_row(conn, ref.model)
             if model_row is None:
                 raise model_not_found(ref.model)
+            policy = await policy_store.get_policy_by_row(conn, model_row)
+            if policy.protects(alias):
+                ctx.require(Role.APPROVER, ref.model, f"set the protected alias {alias!r}")
             target = await self._get_for_update(conn, ref)
+            if policy.protects(alias):
+                await check_policy(conn, policy, target, f"take the protected alias {alias!r}")
             previous = await versions_store.set_alias(conn, ctx, model_row, alias, target)
             updated = await versions_store.get_version_by_id(conn, target.id)
             before = {"alias": alias, "version": previous}
@@ -199,14 +227,19 @@ class VersionService:
             model_row = await versions_store.lock_model_row(conn, model_id)
             if model_row is None:
                 raise model_not_found(model_id)
+            policy = await policy_store.get_policy_by_row(conn, model_row)
+            if policy.protects(alias):
+                ctx.require(Role.APPROVER, model_id, f"delete the protected alias {alias!r}")
             held_by = await versions_store.delete_alias(conn, ctx, model_row, alias)
             if held_by is None:
                 raise NotFound(
                     f"model {model_id!r} has no alias {alias!r}", reason="ALIAS_NOT_FOUND"
                 )
             version = await versions_store.get_version_by_id(conn, held_by)
+            # Recorded on the version that lost the alias, as SetModelVersionAlias records the
+            # one that gained it: a watcher of that version sees both.
             await audit_store.insert_audit(
-                conn, ctx, "DeleteModelVersionAlias", model_name(model_id),
+                conn, ctx, "DeleteModelVersionAlias", version.name,
                 {"alias": alias, "version": version.version}, None,
             )  # fmt: skip
             return version
