@@ -55,6 +55,7 @@ def test_any_text_is_either_a_model_name_or_invalid_argument(text: str) -> None:
         "models/" + "a" * 64,
         "models/a b",
         "models/a\x00",
+        "models/abc\n",
     ],
 )
 def test_malformed_model_names(name: str) -> None:
@@ -82,7 +83,9 @@ def test_malformed_version_names(name: str) -> None:
         parse_version_name(name, "name")
 
 
-@pytest.mark.parametrize("alias", ["latest", "1abc", "Champion", "", "a" * 64, "with space"])
+@pytest.mark.parametrize(
+    "alias", ["latest", "1abc", "Champion", "", "a" * 64, "with space", "champion\n"]
+)
 def test_bad_aliases(alias: str) -> None:
     with pytest.raises(InvalidArgument):
         validate_alias(alias, "alias")

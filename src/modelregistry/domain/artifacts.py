@@ -107,7 +107,7 @@ def _path_problem(path: str) -> str | None:
 
 
 def validate_sha256(value: str, field_name: str) -> str:
-    if value and not SHA256_PATTERN.match(value):
+    if value and not SHA256_PATTERN.fullmatch(value):
         raise InvalidArgument.for_field(
             field_name, "must be 64 lowercase hex digits (what sha256sum prints)"
         )

@@ -37,7 +37,7 @@ def version_name(model_id: str, version: int | str | None) -> str:
 
 
 def validate_model_id(model_id: str, field: str) -> str:
-    if not MODEL_ID_PATTERN.match(model_id):
+    if not MODEL_ID_PATTERN.fullmatch(model_id):
         raise InvalidArgument.for_field(
             field,
             f"{model_id!r} is not a valid model id: use 1-63 lowercase letters, digits, "
@@ -47,7 +47,7 @@ def validate_model_id(model_id: str, field: str) -> str:
 
 
 def validate_alias(alias: str, field: str) -> str:
-    if not ALIAS_PATTERN.match(alias):
+    if not ALIAS_PATTERN.fullmatch(alias):
         raise InvalidArgument.for_field(
             field,
             f"{alias!r} is not a valid alias: use 1-63 lowercase letters, digits, '-' or '_', "
@@ -97,7 +97,7 @@ def parse_version_segment(
         return VersionRef(model_id, alias=ALL_VERSIONS)
     if segment == LATEST_ALIAS:
         return VersionRef(model_id, alias=LATEST_ALIAS)
-    if not ALIAS_PATTERN.match(segment):
+    if not ALIAS_PATTERN.fullmatch(segment):
         raise InvalidArgument.for_field(
             field, f"{segment!r} is neither a version number nor a valid alias"
         )

@@ -73,7 +73,7 @@ def check_labels(labels: Mapping[str, str], path: str, out: Violations) -> None:
         out.add(path, f"has {len(labels)} entries; at most {MAX_LABELS} are allowed")
         return
     for key, value in labels.items():
-        if not LABEL_KEY_PATTERN.match(key):
+        if not LABEL_KEY_PATTERN.fullmatch(key):
             out.add(
                 f"{path}[{key!r}]",
                 "label keys are 1-63 lowercase letters, digits, '_', '.' or '-', "
@@ -91,7 +91,7 @@ def check_metrics(metrics: Mapping[str, float], path: str, out: Violations) -> N
         out.add(path, f"has {len(metrics)} entries; at most {MAX_MAP_ENTRIES} are allowed")
         return
     for key, value in metrics.items():
-        if not MAP_KEY_PATTERN.match(key):
+        if not MAP_KEY_PATTERN.fullmatch(key):
             out.add(f"{path}[{key!r}]", _MAP_KEY_RULE)
         elif not math.isfinite(value):
             out.add(f"{path}[{key!r}]", f"{value} is not a finite number")
@@ -157,7 +157,7 @@ def _check_string_map(
         out.add(path, f"has {len(values)} entries; at most {MAX_MAP_ENTRIES} are allowed")
         return
     for key, value in values.items():
-        if not MAP_KEY_PATTERN.match(key):
+        if not MAP_KEY_PATTERN.fullmatch(key):
             out.add(f"{path}[{key!r}]", _MAP_KEY_RULE)
         elif len(value.encode()) > max_value_bytes or "\x00" in value:
             out.add(f"{path}[{key!r}]", f"values are at most {max_value_bytes} bytes, without NUL")

@@ -34,7 +34,7 @@ class ModelService:
     async def create(
         self, ctx: CallContext, model_id: str, content: ModelContent, request_id: str | None
     ) -> Model:
-        ctx.require(Role.EDITOR, None, "create models")
+        ctx.require(Role.EDITOR, model_id, "create models")
         try:
             async with self._db.transaction() as conn:
                 model = await models_store.insert_model(conn, model_id, content, request_id)
