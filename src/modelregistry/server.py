@@ -146,7 +146,7 @@ async def _serve_with(
         CollaborationServicer(CollaborationService(db, page_key)), server
     )
     access_service_pb2_grpc.add_AccessServiceServicer_to_server(
-        AccessServicer(AccessService(db, page_key)), server
+        AccessServicer(AccessService(db, page_key, on_change=authenticator.forget)), server
     )
     audit = AuditService(db, page_key)
     audit_service_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(audit), server)

@@ -26,7 +26,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from integration import helpers
 from support.auth import make_token
-from support.server import authenticated_channel, s3_env
+from support.server import authenticated_channel, running_server, s3_env
 from support.stores import StoreEndpoints
 
 from modelregistry.domain.access import Role
@@ -310,20 +310,36 @@ async def test_a_revoked_token_is_refused_and_cannot_be_revoked_twice(
         )
 
 
-async def test_a_token_in_use_stops_working_within_the_cache_ttl(
-    access: AccessServiceStub, connect: Callable[[str], grpc.aio.Channel]
+async def test_a_revoked_token_stops_at_once_here_and_within_the_cache_ttl_elsewhere(
+    access: AccessServiceStub,
+    connect: Callable[[str], grpc.aio.Channel],
+    migrated_database_url: str,
+    store_endpoints: StoreEndpoints,
+    s3_bucket: str,
 ) -> None:
     created = await create_token(access, "in-use")
-    as_it = AccessServiceStub(connect(created.secret))
-    await as_it.GetCaller(pb.GetCallerRequest())  # now cached by the server
-    await access.RevokeToken(pb.RevokeTokenRequest(name=created.token.name))
-    revoked_at = time.monotonic()
-    while await code_of(as_it.GetCaller(pb.GetCallerRequest())) == grpc.StatusCode.OK:
-        assert time.monotonic() - revoked_at < CACHE_TTL_S + 2, "still accepted after the TTL"
-        await asyncio.sleep(0.2)
-    assert await code_of(as_it.GetCaller(pb.GetCallerRequest())) == (
-        grpc.StatusCode.UNAUTHENTICATED
-    )
+    here = AccessServiceStub(connect(created.secret))
+    await here.GetCaller(pb.GetCallerRequest())  # now cached by this replica
+    async with (
+        running_server(migrated_database_url, store_endpoints, s3_bucket) as other_target,
+        authenticated_channel(other_target, created.secret) as other_channel,
+    ):
+        elsewhere = AccessServiceStub(other_channel)
+        await elsewhere.GetCaller(pb.GetCallerRequest())  # and by the other one
+
+        await access.RevokeToken(pb.RevokeTokenRequest(name=created.token.name))
+        revoked_at = time.monotonic()
+
+        # The replica that revoked it drops its cache with the change.
+        assert await code_of(here.GetCaller(pb.GetCallerRequest())) == (
+            grpc.StatusCode.UNAUTHENTICATED
+        )
+        while await code_of(elsewhere.GetCaller(pb.GetCallerRequest())) == grpc.StatusCode.OK:
+            assert time.monotonic() - revoked_at < CACHE_TTL_S + 2, "still accepted after the TTL"
+            await asyncio.sleep(0.2)
+        assert await code_of(elsewhere.GetCaller(pb.GetCallerRequest())) == (
+            grpc.StatusCode.UNAUTHENTICATED
+        )
 
 
 # -- grants -----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ every replica's authentication cache within service.auth.CACHE_TTL_S seconds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -43,9 +44,14 @@ def principal_not_found(principal: str) -> NotFound:
 
 
 class AccessService:
-    def __init__(self, db: Database, page_key: bytes) -> None:
+    def __init__(
+        self, db: Database, page_key: bytes, on_change: Callable[[], None] = lambda: None
+    ) -> None:
+        """`on_change` runs after a revocation or grant change commits: this replica drops its
+        cached authentications at once; the others catch up within their cache TTL."""
         self._db = db
         self._page_key = page_key
+        self._on_change = on_change
 
     # -- tokens -----------------------------------------------------------------------------
 
@@ -97,6 +103,7 @@ class AccessService:
                 conn, ctx, "RevokeToken", after.name,
                 auth.token_summary(before), auth.token_summary(after),
             )  # fmt: skip
+        self._on_change()
         return after
 
     # -- grants -----------------------------------------------------------------------------
@@ -116,6 +123,7 @@ class AccessService:
                 conn, ctx, "SetGrant", principal_resource(grant.principal),
                 grant_summary(grant.model, before), grant_summary(grant.model, grant.role),
             )  # fmt: skip
+        self._on_change()
         return grant
 
     async def delete_grant(self, ctx: CallContext, principal: str, model: str | None) -> None:
@@ -150,6 +158,7 @@ class AccessService:
                 conn, ctx, "DeleteGrant", principal_resource(principal),
                 grant_summary(model, before), after,
             )  # fmt: skip
+        self._on_change()
 
     async def list_grants(
         self,

@@ -46,6 +46,10 @@ class Authenticator:
         self._db = db
         self._cache: dict[bytes, tuple[float, Access | None]] = {}
 
+    def forget(self) -> None:
+        """Drop every cached answer, so the next call of each token reads the database."""
+        self._cache.clear()
+
     async def authenticate(self, token: str | None) -> Access:
         # One answer for missing, unknown, expired and revoked: no hint whether a token exists.
         if not token:
