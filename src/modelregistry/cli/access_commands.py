@@ -6,9 +6,8 @@ DB-direct `modelreg token create|revoke` is the bootstrap for a deployment's fir
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -25,14 +24,14 @@ from modelregistry.cli.common import (
     JsonOption,
     PageSizeOption,
     PageTokenOption,
-    Session,
+    ServiceSession,
     TargetOption,
     TimeoutOption,
     TokenOption,
-    connect,
     emit,
     model_ref,
     print_json,
+    service_session,
 )
 from modelregistry.cli.errors import EXIT_CODES_HELP
 from modelregistry.cli.render import _details, _footer, _row, _short, when
@@ -87,22 +86,10 @@ _ROLES: dict[str, ap.Role.ValueType] = {
 # --- shared ---------------------------------------------------------------------------------
 
 
-@dataclass
-class _Connection:
-    session: Session
-    access: access_service_pb2_grpc.AccessServiceStub
-
-
-@contextmanager
-def _connect(target: str, timeout: float, token: str | None) -> Iterator[_Connection]:
-    channel = connect(target, token)
-    try:
-        yield _Connection(
-            session=Session(target=target, timeout=timeout, stub=client.registry(channel)),
-            access=access_service_pb2_grpc.AccessServiceStub(channel),
-        )
-    finally:
-        channel.close()
+def _connect(
+    target: str, timeout: float, token: str | None
+) -> AbstractContextManager[ServiceSession[access_service_pb2_grpc.AccessServiceStub]]:
+    return service_session(target, timeout, token, access_service_pb2_grpc.AccessServiceStub)
 
 
 def parse_role(raw: str) -> ap.Role.ValueType:
@@ -179,7 +166,7 @@ def tokens_create(
         expiry = datetime.now(UTC) + timedelta(days=expires_in_days)
         new.expire_time.FromDatetime(expiry)
     with _connect(target, timeout, token) as conn:
-        created = conn.session.call(conn.access.CreateToken, asp.CreateTokenRequest(token=new))
+        created = conn.session.call(conn.service.CreateToken, asp.CreateTokenRequest(token=new))
     if json:
         print_json(created)
         return
@@ -209,7 +196,7 @@ def tokens_list(
     """List tokens, newest first (live ones only, unless --all-states). Never their secrets."""
     with _connect(target, timeout, token) as conn:
         merged: asp.ListTokensResponse = conn.session.list_pages(
-            conn.access.ListTokens,
+            conn.service.ListTokens,
             lambda page: asp.ListTokensRequest(
                 principal=principal or "",
                 show_inactive=all_states,
@@ -257,7 +244,7 @@ def tokens_revoke(
     """Revoke a token; every replica refuses it within 5 seconds."""
     request = asp.RevokeTokenRequest(name=token_name(token_ref))
     with _connect(target, timeout, token) as conn:
-        revoked = conn.session.call(conn.access.RevokeToken, request)
+        revoked = conn.session.call(conn.service.RevokeToken, request)
     emit(
         revoked,
         json,
@@ -283,7 +270,7 @@ def grants_set(
     """Give PRINCIPAL the ROLE everywhere, or on --model, replacing its role there."""
     grant = ap.Grant(principal=principal, model=_model_option(model), role=parse_role(role))
     with _connect(target, timeout, token) as conn:
-        held = conn.session.call(conn.access.SetGrant, asp.SetGrantRequest(grant=grant))
+        held = conn.session.call(conn.service.SetGrant, asp.SetGrantRequest(grant=grant))
     emit(
         held,
         json,
@@ -308,7 +295,7 @@ def grants_delete(
     name = _model_option(model)
     request = asp.DeleteGrantRequest(principal=principal, model=name)
     with _connect(target, timeout, token) as conn:
-        empty = conn.session.call(conn.access.DeleteGrant, request)
+        empty = conn.session.call(conn.service.DeleteGrant, request)
     done = f"removed {principal}'s grant on {name}" if name else f"{principal} is viewer everywhere"
     emit(empty, json, lambda c: c.print(Text(done)))
 
@@ -334,7 +321,7 @@ def grants_list(
     name = _model_option(model)
     with _connect(target, timeout, token) as conn:
         merged: asp.ListGrantsResponse = conn.session.list_pages(
-            conn.access.ListGrants,
+            conn.service.ListGrants,
             lambda page: asp.ListGrantsRequest(
                 principal=principal or "", model=name, page_size=page_size, page_token=page
             ),
@@ -364,7 +351,7 @@ def whoami(
 ) -> None:
     """Who your token stands for and the roles it holds (any valid token may ask)."""
     with _connect(target, timeout, token) as conn:
-        caller = conn.session.call(conn.access.GetCaller, asp.GetCallerRequest())
+        caller = conn.session.call(conn.service.GetCaller, asp.GetCallerRequest())
     emit(caller, json, lambda c: _caller(c, caller))
 
 

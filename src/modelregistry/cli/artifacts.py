@@ -12,7 +12,7 @@ import json as json_module
 import mimetypes
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -39,13 +39,14 @@ from modelregistry.cli.common import (
     JsonOption,
     PageSizeOption,
     PageTokenOption,
+    ServiceSession,
     Session,
     TargetOption,
     TimeoutOption,
     TokenOption,
-    connect,
     emit,
     out,
+    service_session,
     usage_error,
     version_ref,
 )
@@ -99,24 +100,10 @@ NoProgressOption = Annotated[
 # --- shared ---------------------------------------------------------------------------------
 
 
-@dataclass
-class _Connection:
-    session: Session
-    artifacts: artifact_service_pb2_grpc.ArtifactServiceStub
-    channel: grpc.Channel
-
-
-@contextmanager
-def _connect(target: str, timeout: float, token: str | None) -> Iterator[_Connection]:
-    channel = connect(target, token)
-    try:
-        yield _Connection(
-            session=Session(target=target, timeout=timeout, stub=client.registry(channel)),
-            artifacts=transfer.artifact_stub(channel),
-            channel=channel,
-        )
-    finally:
-        channel.close()
+def _connect(
+    target: str, timeout: float, token: str | None
+) -> AbstractContextManager[ServiceSession[artifact_service_pb2_grpc.ArtifactServiceStub]]:
+    return service_session(target, timeout, token, transfer.artifact_stub)
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
@@ -287,7 +274,7 @@ def upload(
             hashing = None if no_digest else bars.task(f"hash {dest}", size)
             sending = bars.task(f"upload {dest}", size)
             artifact = transfer.upload_file(
-                conn.artifacts,
+                conn.service,
                 name,
                 dest,
                 local,
@@ -378,7 +365,7 @@ def download(
         with _Bars(not no_progress) as bars:
             for w, dest in zip(wanted, destinations, strict=True):
                 artifact = transfer.download_file(
-                    conn.artifacts,
+                    conn.service,
                     f"{found.name}/artifacts/{w.path}",
                     dest,
                     streams=streams,
@@ -423,9 +410,11 @@ def download(
         console.print(Text(f"{len(files)} file(s) verified against their SHA-256"))
 
 
-def _list_all(s: Session, conn: _Connection, parent: str) -> list[artifact_pb2.Artifact]:
+def _list_all(
+    s: Session, conn: ServiceSession[artifact_service_pb2_grpc.ArtifactServiceStub], parent: str
+) -> list[artifact_pb2.Artifact]:
     merged: artifact_service_pb2.ListArtifactsResponse = s.list_pages(
-        conn.artifacts.ListArtifacts,
+        conn.service.ListArtifacts,
         lambda token: artifact_service_pb2.ListArtifactsRequest(
             parent=parent, page_size=1000, page_token=token
         ),
@@ -453,7 +442,7 @@ def list_(
     parent = version_ref([version], "VERSION")
     with _connect(target, timeout, token) as conn:
         merged: artifact_service_pb2.ListArtifactsResponse = conn.session.list_pages(
-            conn.artifacts.ListArtifacts,
+            conn.service.ListArtifacts,
             lambda token: artifact_service_pb2.ListArtifactsRequest(
                 parent=parent, page_size=page_size, page_token=token
             ),
@@ -482,9 +471,7 @@ def get(
     name = artifact_name(artifact)
     with _connect(target, timeout, token) as conn:
         s = conn.session
-        found = s.call(
-            conn.artifacts.GetArtifact, artifact_service_pb2.GetArtifactRequest(name=name)
-        )
+        found = s.call(conn.service.GetArtifact, artifact_service_pb2.GetArtifactRequest(name=name))
 
     def human(console: Console) -> None:
         table = Table(box=box.SIMPLE, show_header=False)
@@ -519,7 +506,7 @@ def delete(
     with _connect(target, timeout, token) as conn:
         s = conn.session
         empty = s.call(
-            conn.artifacts.DeleteArtifact, artifact_service_pb2.DeleteArtifactRequest(name=name)
+            conn.service.DeleteArtifact, artifact_service_pb2.DeleteArtifactRequest(name=name)
         )
     emit(empty, json, lambda console: console.print(Text(f"deleted {name}")))
 

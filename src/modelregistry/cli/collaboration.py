@@ -8,9 +8,7 @@ All three hang off a version, named as in `versions` (VERSION_REF): `MODEL/VERSI
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
 from typing import Annotated, TypeVar
 
 import typer
@@ -22,19 +20,19 @@ from modelregistry.cli.common import (
     JsonOption,
     PageSizeOption,
     PageTokenOption,
-    Session,
+    ServiceSession,
     TargetOption,
     TimeoutOption,
     TokenOption,
-    connect,
     emit,
+    service_session,
     usage_error,
     version_ref,
 )
 from modelregistry.cli.errors import EXIT_CODES_HELP
 from modelregistry.v1 import collaboration_pb2 as co
 from modelregistry.v1 import collaboration_service_pb2 as cs
-from modelregistry.v1 import collaboration_service_pb2_grpc
+from modelregistry.v1.collaboration_service_pb2_grpc import CollaborationServiceStub
 
 DEFAULT_TIMEOUT = client.DEFAULT_TIMEOUT_S
 REF_HELP = "MODEL/VERSION, MODEL VERSION, or models/MODEL/versions/VERSION (number or alias)."
@@ -69,22 +67,10 @@ RequestIdOption = Annotated[
 # --- shared ---------------------------------------------------------------------------------
 
 
-@dataclass
-class _Connection:
-    session: Session
-    collaboration: collaboration_service_pb2_grpc.CollaborationServiceStub
-
-
-@contextmanager
-def _connect(target: str, timeout: float, token: str | None) -> Iterator[_Connection]:
-    channel = connect(target, token)
-    try:
-        yield _Connection(
-            session=Session(target=target, timeout=timeout, stub=client.registry(channel)),
-            collaboration=collaboration_service_pb2_grpc.CollaborationServiceStub(channel),
-        )
-    finally:
-        channel.close()
+def _connect(
+    target: str, timeout: float, token: str | None
+) -> AbstractContextManager[ServiceSession[CollaborationServiceStub]]:
+    return service_session(target, timeout, token, CollaborationServiceStub)
 
 
 def child_name(ref: str, collection: str, param_hint: str) -> str:
@@ -182,7 +168,7 @@ def comments_add(
             comment.parent_comment = f"{parent}/comments/{reply_to}"
     request = cs.CreateCommentRequest(parent=parent, comment=comment, request_id=request_id)
     with _connect(target, timeout, token) as conn:
-        created = conn.session.call(conn.collaboration.CreateComment, request)
+        created = conn.session.call(conn.service.CreateComment, request)
     emit(created, json, lambda console: render.comment_added(console, created))
 
 
@@ -201,7 +187,7 @@ def comments_list(
     parent = version_ref(ref)
     with _connect(target, timeout, token) as conn:
         merged: cs.ListCommentsResponse = conn.session.list_pages(
-            conn.collaboration.ListComments,
+            conn.service.ListComments,
             lambda page: cs.ListCommentsRequest(
                 parent=parent, page_size=page_size, page_token=page
             ),
@@ -235,7 +221,7 @@ def comments_edit(
     name = child_name(comment, "comments", "COMMENT_NAME")
     request = cs.UpdateCommentRequest(comment=co.Comment(name=name, body=body))
     with _connect(target, timeout, token) as conn:
-        updated = conn.session.call(conn.collaboration.UpdateComment, request)
+        updated = conn.session.call(conn.service.UpdateComment, request)
     emit(updated, json, lambda console: console.print(f"edited {updated.name}", markup=False))
 
 
@@ -256,9 +242,7 @@ def comments_delete(
     """Delete a comment you wrote (admins may delete any), unless others reply to it."""
     name = child_name(comment, "comments", "COMMENT_NAME")
     with _connect(target, timeout, token) as conn:
-        empty = conn.session.call(
-            conn.collaboration.DeleteComment, cs.DeleteCommentRequest(name=name)
-        )
+        empty = conn.session.call(conn.service.DeleteComment, cs.DeleteCommentRequest(name=name))
     emit(empty, json, lambda console: console.print(f"deleted {name}", markup=False))
 
 
@@ -284,7 +268,7 @@ def flags_raise(
     flag = co.Flag(severity=parse_severity(severity), reason=reason)
     request = cs.CreateFlagRequest(parent=parent, flag=flag, request_id=request_id)
     with _connect(target, timeout, token) as conn:
-        created = conn.session.call(conn.collaboration.CreateFlag, request)
+        created = conn.session.call(conn.service.CreateFlag, request)
     emit(created, json, lambda console: render.flag_detail(console, created))
 
 
@@ -310,7 +294,7 @@ def flags_list(
     wanted = co.FLAG_STATE_UNSPECIFIED if state is None else parse_flag_state(state)
     with _connect(target, timeout, token) as conn:
         merged: cs.ListFlagsResponse = conn.session.list_pages(
-            conn.collaboration.ListFlags,
+            conn.service.ListFlags,
             lambda page: cs.ListFlagsRequest(
                 parent=parent, state=wanted, page_size=page_size, page_token=page
             ),
@@ -339,7 +323,7 @@ def flags_resolve(
     name = child_name(flag, "flags", "FLAG_NAME")
     request = cs.ResolveFlagRequest(name=name, resolution=resolution)
     with _connect(target, timeout, token) as conn:
-        resolved = conn.session.call(conn.collaboration.ResolveFlag, request)
+        resolved = conn.session.call(conn.service.ResolveFlag, request)
     emit(resolved, json, lambda console: render.flag_detail(console, resolved))
 
 
@@ -381,7 +365,7 @@ def deployments_record(
         parent=parent, deployment=deployment, request_id=request_id
     )
     with _connect(target, timeout, token) as conn:
-        created = conn.session.call(conn.collaboration.CreateDeployment, request)
+        created = conn.session.call(conn.service.CreateDeployment, request)
     emit(created, json, lambda console: render.deployment_detail(console, created, "recorded"))
 
 
@@ -400,7 +384,7 @@ def deployments_list(
     parent = version_ref(ref)
     with _connect(target, timeout, token) as conn:
         merged: cs.ListDeploymentsResponse = conn.session.list_pages(
-            conn.collaboration.ListDeployments,
+            conn.service.ListDeployments,
             lambda page: cs.ListDeploymentsRequest(
                 parent=parent, page_size=page_size, page_token=page
             ),
@@ -436,7 +420,7 @@ def deployments_status(
         name=name, status=parse_deployment_status(status, "STATUS")
     )
     with _connect(target, timeout, token) as conn:
-        updated = conn.session.call(conn.collaboration.UpdateDeploymentStatus, request)
+        updated = conn.session.call(conn.service.UpdateDeploymentStatus, request)
     emit(updated, json, lambda console: render.deployment_detail(console, updated, "updated"))
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Protocol, TypeVar
+from typing import Annotated, Any, Generic, Protocol, TypeVar
 
 import grpc
 import typer
@@ -165,6 +165,33 @@ def session(target: str, timeout: float, token: str | None) -> Iterator[Session]
     channel = connect(target, token)
     try:
         yield Session(target=target, timeout=timeout, stub=client.registry(channel))
+    finally:
+        channel.close()
+
+
+StubT = TypeVar("StubT")
+
+
+@dataclass
+class ServiceSession(Generic[StubT]):
+    """A Session and the stub of one more service, on one channel."""
+
+    session: Session
+    service: StubT
+
+
+@contextmanager
+def service_session(
+    target: str,
+    timeout: float,
+    token: str | None,
+    make_stub: Callable[[grpc.Channel], StubT],
+    options: Sequence[tuple[str, Any]] = (),
+) -> Iterator[ServiceSession[StubT]]:
+    channel = connect(target, token, options)
+    try:
+        registry = Session(target=target, timeout=timeout, stub=client.registry(channel))
+        yield ServiceSession(registry, make_stub(channel))
     finally:
         channel.close()
 

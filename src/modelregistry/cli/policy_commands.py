@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -29,13 +28,13 @@ from modelregistry.cli.common import (
     JsonOption,
     PageSizeOption,
     PageTokenOption,
-    Session,
+    ServiceSession,
     TargetOption,
     TimeoutOption,
     TokenOption,
-    connect,
     emit,
     model_ref,
+    service_session,
     usage_error,
     version_ref,
 )
@@ -152,22 +151,10 @@ def history_filter(
 # --- shared ---------------------------------------------------------------------------------
 
 
-@dataclass
-class _Connection:
-    session: Session
-    policy: policy_service_pb2_grpc.PolicyServiceStub
-
-
-@contextmanager
-def _connect(target: str, timeout: float, token: str | None) -> Iterator[_Connection]:
-    channel = connect(target, token)
-    try:
-        yield _Connection(
-            session=Session(target=target, timeout=timeout, stub=client.registry(channel)),
-            policy=policy_service_pb2_grpc.PolicyServiceStub(channel),
-        )
-    finally:
-        channel.close()
+def _connect(
+    target: str, timeout: float, token: str | None
+) -> AbstractContextManager[ServiceSession[policy_service_pb2_grpc.PolicyServiceStub]]:
+    return service_session(target, timeout, token, policy_service_pb2_grpc.PolicyServiceStub)
 
 
 def _policy_detail(console: Console, p: policy_pb2.PromotionPolicy) -> None:
@@ -235,7 +222,7 @@ def policy_get(
     name = f"{model_ref(model)}/promotionPolicy"
     with _connect(target, timeout, token) as conn:
         policy = conn.session.call(
-            conn.policy.GetPromotionPolicy, ps.GetPromotionPolicyRequest(name=name)
+            conn.service.GetPromotionPolicy, ps.GetPromotionPolicyRequest(name=name)
         )
     emit(policy, json, lambda c: _policy_detail(c, policy))
 
@@ -294,7 +281,7 @@ def policy_set(
     )
     request = ps.UpdatePromotionPolicyRequest(promotion_policy=policy)
     with _connect(target, timeout, token) as conn:
-        updated = conn.session.call(conn.policy.UpdatePromotionPolicy, request)
+        updated = conn.session.call(conn.service.UpdatePromotionPolicy, request)
     emit(updated, json, lambda c: _policy_detail(c, updated))
 
 
@@ -315,7 +302,7 @@ def approvals_create(
         parent=version_ref(ref), approval=policy_pb2.Approval(comment=comment)
     )
     with _connect(target, timeout, token) as conn:
-        approval = conn.session.call(conn.policy.CreateApproval, request)
+        approval = conn.session.call(conn.service.CreateApproval, request)
     emit(
         approval,
         json,
@@ -338,7 +325,7 @@ def approvals_list(
     parent = version_ref(ref)
     with _connect(target, timeout, token) as conn:
         merged: ps.ListApprovalsResponse = conn.session.list_pages(
-            conn.policy.ListApprovals,
+            conn.service.ListApprovals,
             lambda page: ps.ListApprovalsRequest(
                 parent=parent, page_size=page_size, page_token=page
             ),
