@@ -1,9 +1,300 @@
-"""`modelreg` events list|watch (over AuditService)."""
+"""`modelreg events list|watch`: read and follow the audit log (over AuditService).
+
+Every change the registry makes is an event numbered 1, 2, 3, ... in commit order without
+gaps. `list` pages through them; `watch` follows them as they commit, one line per event
+(`--json`: one JSON object per line, what a CI pipeline reads), and when the server goes away
+it reconnects after the last sequence it printed, so nothing is missed or printed twice.
+"""
 
 from __future__ import annotations
 
+import json as jsonlib
+import os
+import re
+import sys
+import time
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import grpc
 import typer
+from google.protobuf import json_format
+from google.protobuf.timestamp_pb2 import Timestamp
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from modelregistry import client
+from modelregistry.cli.common import (
+    AllOption,
+    JsonOption,
+    PageSizeOption,
+    PageTokenOption,
+    ServiceSession,
+    TargetOption,
+    TimeoutOption,
+    TokenOption,
+    emit,
+    service_session,
+    usage_error,
+)
+from modelregistry.cli.errors import EXIT_CODES_HELP, exit_code_for, format_rpc_error
+from modelregistry.v1 import audit_pb2, audit_service_pb2_grpc
+from modelregistry.v1 import audit_service_pb2 as pb
+
+app = typer.Typer(
+    name="events",
+    help=(
+        "Read and follow the audit log: every change, who made it and when, numbered in "
+        "commit order without gaps."
+    ),
+    epilog=EXIT_CODES_HELP,
+    no_args_is_help=True,
+)
+
+# Reconnecting `watch`: the first retry soon, then doubling up to this, reset by any event.
+RETRY_FIRST_S = 0.5
+RETRY_MAX_S = 10.0
+# Detect a server that vanished without closing the connection, on an idle stream too.
+WATCH_CHANNEL_OPTIONS = (
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+)
+_RETRIED = frozenset({grpc.StatusCode.UNAVAILABLE})
+
+ResourceOption = Annotated[
+    str,
+    typer.Option(
+        "--resource",
+        metavar="NAME",
+        help="Events on this resource and everything beneath it: models/llama (or just "
+        "llama), models/llama/versions/3.",
+    ),
+]
+PrincipalOption = Annotated[str, typer.Option("--principal", help="Events by this principal.")]
+ActionOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--action",
+        metavar="METHOD",
+        help="Events of this method, e.g. TransitionModelVersionStage (repeat for any of them).",
+        show_default=False,
+    ),
+]
+AfterOption = Annotated[
+    int, typer.Option("--after", min=0, metavar="SEQUENCE", help="Only events after this one.")
+]
+SinceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--since",
+        metavar="TIME",
+        help="Events at or after TIME: ISO 8601 (2024-05-01, 2024-05-01T12:00:00Z; UTC unless "
+        "an offset is given) or an age such as 30s, 15m, 2h, 7d.",
+        show_default=False,
+    ),
+]
+UntilOption = Annotated[
+    str | None,
+    typer.Option(
+        "--until",
+        metavar="TIME",
+        help="Events before TIME (same forms as --since).",
+        show_default=False,
+    ),
+]
+
+_AGE = re.compile(r"^(\d+)([smhd])$")
+_AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_time(raw: str, option: str, now: datetime | None = None) -> datetime:
+    """An ISO 8601 time (UTC when it has no offset) or an age like `15m` before `now`."""
+    text = raw.strip()
+    age = _AGE.match(text)
+    if age:
+        moment = now or datetime.now(UTC)
+        return moment - timedelta(**{_AGE_UNITS[age.group(2)]: int(age.group(1))})
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise usage_error(
+            f"{raw!r} is not a time: use ISO 8601 (2024-05-01T12:00:00Z) or an age (15m, 2h, 7d)",
+            option,
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def resource_name(raw: str) -> str:
+    """`llama` is short for `models/llama`; anything with a '/' is a resource name as is."""
+    return raw if "/" in raw or not raw else f"models/{raw}"
+
+
+def build_filter(
+    resource: str,
+    principal: str,
+    actions: list[str] | None,
+    since: str | None,
+    until: str | None,
+) -> audit_pb2.AuditEventFilter:
+    message = audit_pb2.AuditEventFilter(
+        resource=resource_name(resource), principal=principal, actions=actions or []
+    )
+    if since is not None:
+        message.start_time.CopyFrom(_timestamp(parse_time(since, "--since")))
+    if until is not None:
+        message.end_time.CopyFrom(_timestamp(parse_time(until, "--until")))
+    return message
+
+
+def _timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def event_line(event: audit_pb2.AuditEvent) -> str:
+    """One event as one JSON line (proto3 JSON mapping: int64 fields are strings)."""
+    as_dict = json_format.MessageToDict(event)
+    return jsonlib.dumps(as_dict, sort_keys=True, separators=(",", ":"))
+
+
+def event_text(event: audit_pb2.AuditEvent) -> str:
+    stamp = event.event_time.ToDatetime(tzinfo=UTC).isoformat(timespec="milliseconds")
+    principal = event.principal or "-"
+    return f"{event.sequence}\t{stamp}\t{principal}\t{event.action}\t{event.resource}"
+
+
+# --- connection -------------------------------------------------------------------------------
+
+
+def _connect(
+    target: str, timeout: float, token: str | None, options: tuple[tuple[str, int], ...] = ()
+) -> AbstractContextManager[ServiceSession[audit_service_pb2_grpc.AuditServiceStub]]:
+    return service_session(target, timeout, token, audit_service_pb2_grpc.AuditServiceStub, options)
+
+
+# --- list -------------------------------------------------------------------------------------
+
+
+@app.command("list")
+def events_list(
+    resource: ResourceOption = "",
+    principal: PrincipalOption = "",
+    action: ActionOption = None,
+    after: AfterOption = 0,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    all_: AllOption = False,
+    page_size: PageSizeOption = 0,
+    page_token: PageTokenOption = "",
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = client.DEFAULT_TIMEOUT_S,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """List events, oldest first: `events list --resource llama --since 1d`."""
+    event_filter = build_filter(resource, principal, action, since, until)
+    with _connect(target, timeout, token) as conn:
+        merged: pb.ListAuditEventsResponse = conn.session.list_pages(
+            conn.service.ListAuditEvents,
+            lambda page: pb.ListAuditEventsRequest(
+                filter=event_filter, after_sequence=after, page_size=page_size, page_token=page
+            ),
+            "audit_events",
+            all_,
+            page_token,
+        )
+    emit(merged, json, lambda console: _render_list(console, merged))
+
+
+def _render_list(console: Console, page: pb.ListAuditEventsResponse) -> None:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    for column in ("SEQ", "TIME", "PRINCIPAL", "ACTION", "RESOURCE"):
+        # Names and times never wrap; who and what give way when the terminal is narrow.
+        table.add_column(column, overflow="fold", no_wrap=column not in ("PRINCIPAL", "ACTION"))
+    for event in page.audit_events:
+        stamp = event.event_time.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        cells = (str(event.sequence), stamp, event.principal, event.action, event.resource)
+        table.add_row(*(Text(cell) for cell in cells))
+    if page.audit_events:
+        console.print(table)
+    count = len(page.audit_events)
+    console.print(Text(f"{count} event{'s' if count != 1 else ''}"), style="dim")
+    if page.next_page_token:
+        console.print(Text(f"more: --page-token {page.next_page_token} (or --all)"), style="dim")
+
+
+# --- watch ------------------------------------------------------------------------------------
+
+
+@app.command("watch")
+def events_watch(
+    after: AfterOption = 0,
+    resource: ResourceOption = "",
+    principal: PrincipalOption = "",
+    action: ActionOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    count: Annotated[
+        int,
+        typer.Option("--count", min=0, help="Exit after this many events (0: follow forever)."),
+    ] = 0,
+    target: TargetOption = client.DEFAULT_TARGET,
+    token: TokenOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Print events after --after as they commit, one per line, until interrupted.
+
+    A script that records the last sequence it handled and passes it back as --after misses
+    nothing across restarts. When the server goes away (UNAVAILABLE) the command reconnects
+    with backoff, after the last event it printed.
+    """
+    event_filter = build_filter(resource, principal, action, since, until)
+    try:
+        _follow(event_filter, after, count, target, token, json)
+    except BrokenPipeError:
+        # The reader went away (`| head -n 3`): stop quietly, as other filters do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _follow(
+    event_filter: audit_pb2.AuditEventFilter,
+    after: int,
+    count: int,
+    target: str,
+    token: str | None,
+    as_json: bool,
+) -> None:
+    last, printed, delay = after, 0, RETRY_FIRST_S
+    with _connect(target, 0.0, token, WATCH_CHANNEL_OPTIONS) as conn:
+        while True:
+            request = pb.WatchEventsRequest(after_sequence=last, filter=event_filter)
+            try:
+                for event in conn.service.WatchEvents(request):
+                    print(event_line(event) if as_json else event_text(event), flush=True)
+                    last, printed, delay = event.sequence, printed + 1, RETRY_FIRST_S
+                    if count and printed >= count:
+                        return
+                why = "the stream ended"
+            except grpc.RpcError as error:
+                code = error.code() if isinstance(error, grpc.Call) else None
+                if code not in _RETRIED:
+                    print(format_rpc_error(error, target), file=sys.stderr)
+                    raise typer.Exit(exit_code_for(code)) from None
+                why = format_rpc_error(error, target).removeprefix("error: ")
+            print(
+                f"watch: {why}; reconnecting in {delay:g} s after sequence {last}",
+                file=sys.stderr,
+                flush=True,
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
 
 
 def register(app_: typer.Typer) -> None:
-    """Add this module's command groups to the top-level app."""
+    """Add the `events` group to the top-level app."""
+    app_.add_typer(app, name="events")

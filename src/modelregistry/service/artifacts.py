@@ -204,11 +204,11 @@ class ArtifactService:
             async with self._db.transaction() as conn:
                 await self._hold_development(conn, version)
                 await artifacts_store.insert_session(conn, session)
+                stored = await artifacts_store.get_session(conn, session_id)
                 await audit_store.insert_audit(
                     conn, ctx, "StartUpload", session.artifact_name, None,
                     {"upload_id": session_id, "declared_size": size, "declared_sha256": sha256},
                 )  # fmt: skip
-                stored = await artifacts_store.get_session(conn, session_id)
         except BaseException:
             await self._store.run_blocking(self._store.abort_multipart, object_key, s3_upload_id)
             raise

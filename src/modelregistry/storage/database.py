@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
 
 import asyncpg
 
@@ -27,6 +27,8 @@ _UNREACHABLE = (
 Connection = asyncpg.Connection
 
 _CONFLICT = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+# How LISTEN connections show in pg_stat_activity.
+LISTENER_APPLICATION_NAME = "modelreg-listener"
 
 
 async def _keep_session_state(conn: asyncpg.Connection) -> None:
@@ -47,8 +49,9 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 class Database:
     """One asyncpg pool per process. Connections come and go; the pool outlives outages."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, dsn: str = "") -> None:
         self._pool = pool
+        self._dsn = dsn  # for connections that must not come from the pool (LISTEN)
 
     @classmethod
     async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 10) -> Database:
@@ -65,7 +68,7 @@ class Database:
             )
         except _UNREACHABLE as exc:
             raise Unavailable(f"cannot reach PostgreSQL: {type(exc).__name__}") from exc
-        return cls(pool)
+        return cls(pool, dsn)
 
     async def close(self, timeout_s: float = 10.0) -> None:
         """Close gracefully; connections still held after `timeout_s` are cut."""
@@ -88,6 +91,54 @@ class Database:
     async def ping(self, deadline_s: float) -> None:
         async with translate_errors(), self._pool.acquire(timeout=deadline_s) as conn:
             await conn.fetchval("SELECT 1", timeout=deadline_s)
+
+    async def listen(
+        self, channel: str, on_notify: Callable[[str], None], deadline_s: float = 10.0
+    ) -> Listener:
+        """LISTEN on `channel` over a connection of its own; `on_notify` gets each payload.
+
+        A pool connection would not do: the pool resets and replaces its connections, and a
+        listener that lives as long as the process would take one away for good.
+        """
+        if not self._dsn:
+            raise Unavailable("this database handle was made without a DSN; cannot LISTEN")
+        async with translate_errors():
+            conn = await asyncpg.connect(
+                self._dsn,
+                timeout=deadline_s,
+                server_settings={"application_name": LISTENER_APPLICATION_NAME},
+            )
+        listener = Listener(conn)
+        try:
+            async with translate_errors():
+                await conn.add_listener(channel, lambda *args: on_notify(args[-1]))
+        except BaseException:
+            await listener.close()
+            raise
+        return listener
+
+
+class Listener:
+    """A dedicated connection that LISTENs; `lost` is set once it closes for any reason."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+        self.lost = asyncio.Event()
+        conn.add_termination_listener(lambda _conn: self.lost.set())
+        if conn.is_closed():
+            self.lost.set()
+
+    async def ping(self, deadline_s: float) -> None:
+        """Prove the connection still answers (a dead peer may not close it for minutes)."""
+        async with translate_errors():
+            await self._conn.fetchval("SELECT 1", timeout=deadline_s)
+
+    async def close(self, timeout_s: float = 2.0) -> None:
+        with suppress(Exception):
+            await asyncio.wait_for(self._conn.close(), timeout_s)
+        if not self._conn.is_closed():
+            self._conn.terminate()
+        self.lost.set()
 
 
 @asynccontextmanager

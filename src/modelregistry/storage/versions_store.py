@@ -23,6 +23,9 @@ from modelregistry.storage.rows import (
 
 # One statement, so one round trip and one implicit transaction: the counter row lock
 # serialises concurrent creates (gapless numbers), and the audit row commits with the version.
+# The audit insert takes the audit_sequence lock (migration 0005) last although CTEs have no
+# defined order: it reads `created`, which reads `counter`, so the model row lock and the
+# unique checks are behind it; only the foreign key check on that same model row follows.
 _CREATE_VERSION = f"""
 WITH counter AS (
     UPDATE models SET latest_version = latest_version + 1
