@@ -232,6 +232,27 @@ def test_error_line_appends_field_violations_the_message_lacks() -> None:
     )
 
 
+def test_error_line_does_not_repeat_conditions_the_message_states() -> None:
+    failure = error_details_pb2.PreconditionFailure(
+        violations=[
+            error_details_pb2.PreconditionFailure.Violation(
+                type="METRIC", subject="accuracy", description="accuracy is 0.85, needs >= 0.9"
+            ),
+            error_details_pb2.PreconditionFailure.Violation(
+                type="FLAG", subject="models/m/versions/1/flags/2", description="HIGH: drift"
+            ),
+        ]
+    )
+    detail = any_pb2.Any()
+    detail.Pack(failure)
+    message = "models/m/versions/1 does not meet the policy: accuracy is 0.85, needs >= 0.9"
+    status = status_pb2.Status(code=code_pb2.FAILED_PRECONDITION, message=message, details=[detail])
+    error = FakeRpcError(grpc.StatusCode.FAILED_PRECONDITION, message, status)
+    assert errors.format_rpc_error(error) == (
+        f"error: FAILED_PRECONDITION: {message} (models/m/versions/1/flags/2: HIGH: drift)"
+    )
+
+
 def test_error_line_is_one_line() -> None:
     error = FakeRpcError(grpc.StatusCode.INTERNAL, "internal error\nrequest id 7")
     assert errors.format_rpc_error(error) == "error: INTERNAL: internal error request id 7"

@@ -56,7 +56,8 @@ def format_rpc_error(error: grpc.RpcError, target: str = "") -> str:
     code = _code(error)
     message = _details(error)
     name = code.name if code is not None else "UNKNOWN"
-    extras = [e for e in _detail_lines(error) if e not in message]
+    # A violation the message already states (field, subject or not) is not repeated.
+    extras = [line for line, said in _detail_lines(error) if said not in message]
     line = f"error: {name}: {message}" if message else f"error: {name}"
     if extras:
         line += " (" + "; ".join(extras) + ")"
@@ -88,24 +89,27 @@ def _looks_unreachable(message: str) -> bool:
     )
 
 
-def _detail_lines(error: grpc.RpcError) -> list[str]:
+def _detail_lines(error: grpc.RpcError) -> list[tuple[str, str]]:
+    """Each violation as (the line to show, the description it carries)."""
     try:
         status: Any = rpc_status.from_call(error)  # type: ignore[arg-type, unused-ignore]
     except ValueError:  # mismatched status in the trailers: show the plain message only
         return []
     if status is None:
         return []
-    lines: list[str] = []
+    lines: list[tuple[str, str]] = []
     for detail in status.details:
         if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             bad_request = error_details_pb2.BadRequest()
             detail.Unpack(bad_request)
-            lines += [f"{v.field}: {v.description}" for v in bad_request.field_violations]
+            lines += [
+                (f"{v.field}: {v.description}", v.description) for v in bad_request.field_violations
+            ]
         elif detail.Is(error_details_pb2.PreconditionFailure.DESCRIPTOR):
             failure = error_details_pb2.PreconditionFailure()
             detail.Unpack(failure)
             lines += [
-                f"{v.subject}: {v.description}" if v.subject else v.description
+                (f"{v.subject}: {v.description}" if v.subject else v.description, v.description)
                 for v in failure.violations
             ]
     return lines

@@ -213,12 +213,15 @@ def events_list(
 
 def _render_list(console: Console, page: pb.ListAuditEventsResponse) -> None:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False)
-    for column in ("SEQ", "TIME", "PRINCIPAL", "ACTION", "RESOURCE"):
-        # Names and times never wrap; who and what give way when the terminal is narrow.
-        table.add_column(column, overflow="fold", no_wrap=column not in ("PRINCIPAL", "ACTION"))
+    for column in ("SEQ", "TIME (UTC)", "PRINCIPAL", "ACTION", "RESOURCE"):
+        # Only the resource gives way (folding) when the terminal is narrow: a folded action
+        # or principal is unreadable.
+        table.add_column(column, overflow="fold", no_wrap=column != "RESOURCE")
     for event in page.audit_events:
-        stamp = event.event_time.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-        cells = (str(event.sequence), stamp, event.principal, event.action, event.resource)
+        stamp = event.event_time.ToDatetime(tzinfo=UTC).strftime("%m-%d %H:%M:%S")
+        # Shortened as the other tables name versions (`fraud/1`); --json keeps full names.
+        resource = event.resource.removeprefix("models/").replace("/versions/", "/", 1)
+        cells = (str(event.sequence), stamp, event.principal, event.action, resource)
         table.add_row(*(Text(cell) for cell in cells))
     if page.audit_events:
         console.print(table)
