@@ -393,6 +393,8 @@ def _setup(options: Options, postgres_port: int, s3_port: int) -> dict[str, Any]
         "GetModelVersion": f"random version of {options.versions}",
         "CreateModelVersion": "all clients on one model (shared version counter), "
         "fresh request_id each, 5 parameters, 4 metrics, 2 labels, lineage",
+        "CreateModelVersion on own models": "as CreateModelVersion, each client on a model of "
+        "its own: only the database and the audit log's commit-order counter are shared",
         "ListModelVersions": f"first page, page_size {LIST_PAGE_SIZE}, filter "
         f"'{LIST_FILTER}' (about half of {options.versions} match)",
         "TransitionModelVersionStage": "each client owns 4 versions of a separate model and "

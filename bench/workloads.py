@@ -6,6 +6,8 @@ Every call is built so that it always succeeds, at any concurrency, for as long 
 * CreateModelVersion: a version with the seeded shape on one shared model (every client
   contends for the same per-model counter row, as concurrent pipelines of one model do), each
   with a fresh request_id as AIP-155 advises.
+* CreateModelVersion on own models: the same, but each client on a model of its own, as many
+  teams' pipelines are; nothing is shared but the database (and the audit log's counter).
 * ListModelVersions: the first page of 50 of the seeded model, filter
   `metrics.accuracy >= 0.5` (about half of the versions match, so every page is full).
 * TransitionModelVersionStage: each worker owns its own versions of a separate model and
@@ -82,9 +84,10 @@ def version_payload(rng: random.Random, index: int) -> model_version_pb2.ModelVe
 
 
 async def seed(stub: registry_service_pb2_grpc.RegistryServiceStub, plan: SeedPlan) -> None:
-    """Create the three models and the versions Get, List and Transition use."""
+    """Create the models and the versions Get, List and Transition use."""
     rng = random.Random(plan.seed)
-    for model_id in (LIST_MODEL, CREATE_MODEL, STAGE_MODEL):
+    own_models = [own_create_model(worker) for worker in range(plan.max_workers)]
+    for model_id in (LIST_MODEL, CREATE_MODEL, STAGE_MODEL, *own_models):
         await stub.CreateModel(
             registry_service_pb2.CreateModelRequest(
                 model_id=model_id,
@@ -110,6 +113,10 @@ async def seed(stub: registry_service_pb2_grpc.RegistryServiceStub, plan: SeedPl
     await asyncio.gather(*(creator() for _ in range(plan.max_workers)))
 
 
+def own_create_model(worker: int) -> str:
+    return f"{CREATE_MODEL}-{worker}"
+
+
 @dataclass
 class Workloads:
     stub: registry_service_pb2_grpc.RegistryServiceStub
@@ -124,6 +131,7 @@ class Workloads:
         return {
             "GetModelVersion": self.get_version,
             "CreateModelVersion": self.create_version,
+            "CreateModelVersion on own models": self.create_version_on_own_model,
             "ListModelVersions": self.list_versions,
             "TransitionModelVersionStage": self.transition,
         }
@@ -143,6 +151,17 @@ class Workloads:
         await self.stub.CreateModelVersion(
             registry_service_pb2.CreateModelVersionRequest(
                 parent=f"models/{CREATE_MODEL}",
+                model_version=version_payload(self.rng, self._create_index),
+                request_id=str(uuid.uuid4()),
+            ),
+            timeout=TIMEOUT_S,
+        )
+
+    async def create_version_on_own_model(self, worker: int) -> None:
+        self._create_index += 1
+        await self.stub.CreateModelVersion(
+            registry_service_pb2.CreateModelVersionRequest(
+                parent=f"models/{own_create_model(worker)}",
                 model_version=version_payload(self.rng, self._create_index),
                 request_id=str(uuid.uuid4()),
             ),

@@ -51,6 +51,9 @@ class Settings:
     # PEM bundle of the CAs that sign client certificates. Set, every client must present one
     # (mutual TLS); needs the certificate and key above.
     tls_client_ca_file: str = ""
+    # host:port of a second, plaintext port serving only grpc.health.v1, for probes that
+    # cannot speak TLS (Kubernetes' native gRPC probes); empty for none.
+    health_listen: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -90,6 +93,10 @@ class Settings:
         if self.shutdown_grace_s < 0 or self.health_interval_s <= 0:
             raise ConfigError(
                 "MODELREG_SHUTDOWN_GRACE_S and MODELREG_HEALTH_INTERVAL_S must be > 0"
+            )
+        if self.health_listen and ":" not in self.health_listen:
+            raise ConfigError(
+                f"MODELREG_HEALTH_LISTEN must be host:port, got {self.health_listen!r}"
             )
         self._validate_tls()
 

@@ -167,6 +167,7 @@ async def _serve_with(
     if port == 0:
         raise RegistryError(f"cannot listen on {settings.listen}: the address is in use or invalid")
     address = f"{settings.listen.rsplit(':', 1)[0]}:{port}"
+    health_port = await _start_health_port(settings.health_listen, health_servicer)
     await server.start()
     await audit.start()
     if settings.metrics_port:
@@ -180,6 +181,7 @@ async def _serve_with(
         metrics_port=settings.metrics_port or None,
         tls=settings.tls,
         mtls=settings.mtls,
+        health_listen=settings.health_listen or None,
     )
     if on_ready is not None:
         on_ready(address)
@@ -191,7 +193,24 @@ async def _serve_with(
     await _set_health(health_servicer, health_pb2.HealthCheckResponse.NOT_SERVING)
     await audit.close()  # ends the watch streams, which would otherwise outlast the grace period
     await server.stop(settings.shutdown_grace_s)
+    if health_port is not None:
+        await health_port.stop(0)
     await artifacts.close()
+
+
+async def _start_health_port(
+    listen: str, servicer: health.aio.HealthServicer
+) -> grpc.aio.Server | None:
+    """A plaintext port with the health service alone: probes reach it without TLS, and
+    nothing else is served there."""
+    if not listen:
+        return None
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    if server.add_insecure_port(listen) == 0:
+        raise RegistryError(f"cannot listen on {listen} (MODELREG_HEALTH_LISTEN)")
+    await server.start()
+    return server
 
 
 def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:

@@ -13,6 +13,7 @@ import dataclasses
 import datetime
 import ipaddress
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from support.auth import bearer_interceptors
 from support.server import SHUTDOWN_WAIT_S
 from support.stores import StoreEndpoints
@@ -151,6 +153,7 @@ async def tls_server(
     pki: Pki,
     *,
     mutual: bool,
+    health_listen: str = "",
 ) -> AsyncIterator[str]:
     """Like support.server.running_server, with the TLS settings validated as `serve` does."""
     settings = Settings(
@@ -168,6 +171,7 @@ async def tls_server(
         tls_cert_file=str(pki.server_cert),
         tls_key_file=str(pki.server_key),
         tls_client_ca_file=str(pki.ca) if mutual else "",
+        health_listen=health_listen,
     )
     settings.validate()
     ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -464,3 +468,31 @@ def test_a_client_ca_file_without_certificates_is_refused(pki: Pki) -> None:
     )
     with pytest.raises(ConfigError, match=r"^MODELREG_TLS_CLIENT_CA_FILE: .*no readable PEM"):
         settings.validate()
+
+
+async def test_probes_reach_health_on_a_plaintext_port_that_serves_nothing_else(
+    migrated_database_url: str, store_endpoints: StoreEndpoints, s3_bucket: str, pki: Pki
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        health_address = f"127.0.0.1:{probe.getsockname()[1]}"
+    async with (
+        tls_server(
+            migrated_database_url, store_endpoints, s3_bucket, pki,
+            mutual=True, health_listen=health_address,
+        ),
+        grpc.aio.insecure_channel(health_address) as channel,
+    ):  # fmt: skip
+        health = health_pb2_grpc.HealthStub(channel)
+        status = health_pb2.HealthCheckResponse.UNKNOWN
+        for _ in range(50):  # SERVING once the store monitor's first check answers
+            status = (await health.Check(health_pb2.HealthCheckRequest(), timeout=5)).status
+            if status == health_pb2.HealthCheckResponse.SERVING:
+                break
+            await asyncio.sleep(0.1)
+        assert status == health_pb2.HealthCheckResponse.SERVING
+        with pytest.raises(grpc.aio.AioRpcError) as elsewhere:
+            await rs_grpc.RegistryServiceStub(channel).GetModel(
+                rs.GetModelRequest(name="models/x"), timeout=5
+            )
+        assert elsewhere.value.code() == grpc.StatusCode.UNIMPLEMENTED
