@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from modelregistry.cli.errors import EXIT_ERROR, EXIT_USAGE
 from modelregistry.config import ConfigError, Settings
 from modelregistry.domain.errors import RegistryError
-from modelregistry.domain.models import CallContext
-from modelregistry.server import object_store_from
-from modelregistry.service.gc import GarbageCollector, GcReport
-from modelregistry.storage.database import Database
+
+if TYPE_CHECKING:  # the server side is imported by the command that uses it (see cli.main)
+    from modelregistry.service.gc import GcReport
 
 
 def register(app: typer.Typer) -> None:
@@ -59,6 +58,11 @@ def gc(
 
 
 async def _collect(settings: Settings, idle_s: float) -> GcReport:
+    from modelregistry.domain.models import CallContext
+    from modelregistry.server import object_store_from
+    from modelregistry.service.gc import GarbageCollector
+    from modelregistry.storage.database import Database
+
     db = await Database.connect(settings.database_url, min_size=1, max_size=2)
     store = object_store_from(settings)
     try:

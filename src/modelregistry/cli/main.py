@@ -1,5 +1,5 @@
-"""`modelreg`: the server commands (serve, migrate, dev) and the client verbs (models, versions,
-upload, download, artifacts).
+"""`modelreg`: the server commands (serve, migrate, dev, token, gc) and the client verbs (models,
+versions, upload, download, artifacts, collaboration, governance and the audit log).
 
 Server-side modules are imported inside their commands, so a client verb never loads asyncpg,
 uvloop or the servicers.
@@ -32,8 +32,10 @@ app = typer.Typer(
     name="modelreg",
     help=(
         "A gRPC model registry. Run a server with `serve` (or `dev` for the embedded one), "
-        "then use `models`, `versions`, `upload`, `download` and `artifacts` against it "
-        "(--target, default $MODELREG_TARGET or 127.0.0.1:50051). Every client verb takes --json."
+        "then use `models`, `versions`, `upload`, `download`, `artifacts`, `comments`, `flags`, "
+        "`deployments`, `policy`, `approve`, `history`, `events`, `tokens` and `grants` against "
+        "it (--target, default $MODELREG_TARGET or 127.0.0.1:50051). Every client verb takes "
+        "--json."
     ),
     epilog=EXIT_CODES_HELP,
     no_args_is_help=True,

@@ -11,7 +11,7 @@ import asyncio
 import json
 from collections.abc import Coroutine
 from datetime import timedelta
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -19,8 +19,9 @@ from modelregistry.cli.errors import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_USAGE
 from modelregistry.config import ConfigError, Settings
 from modelregistry.domain.access import Role
 from modelregistry.domain.errors import RegistryError
-from modelregistry.service.auth import BOOTSTRAP_PRINCIPAL, IssuedToken, issue_token, revoke_token
-from modelregistry.storage.database import Database
+
+if TYPE_CHECKING:  # the server side is imported by the commands that use it (see cli.main)
+    from modelregistry.service.auth import IssuedToken
 
 T = TypeVar("T")
 
@@ -86,6 +87,9 @@ def _database_url() -> str:
 async def _issue(
     principal: str, role: Role, model: str | None, description: str, expires: timedelta | None
 ) -> IssuedToken:
+    from modelregistry.service.auth import BOOTSTRAP_PRINCIPAL, issue_token
+    from modelregistry.storage.database import Database
+
     db = await Database.connect(_database_url(), min_size=1, max_size=1)
     try:
         return await issue_token(
@@ -97,6 +101,9 @@ async def _issue(
 
 
 async def _revoke(token_id: str) -> bool:
+    from modelregistry.service.auth import BOOTSTRAP_PRINCIPAL, revoke_token
+    from modelregistry.storage.database import Database
+
     db = await Database.connect(_database_url(), min_size=1, max_size=1)
     try:
         return await revoke_token(db, token_id, audit_as=BOOTSTRAP_PRINCIPAL)
