@@ -23,11 +23,15 @@ import hashlib
 import hmac
 import json
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
 
 from modelregistry.domain.errors import InvalidArgument
+from modelregistry.domain.models import Page
+
+T = TypeVar("T")
 
 CursorValue = None | bool | int | str | float | Decimal | datetime
 
@@ -84,6 +88,36 @@ def decode_page_token(key: bytes, binding: str, token: str) -> list[CursorValue]
         return _decode_payload(payload)
     except _Malformed:
         raise _invalid() from None
+
+
+def decode_cursor(key: bytes, binding: str, token: str, *shape: type) -> tuple[Any, ...]:
+    """The values of a signed token, refused unless they have this list's cursor `shape`
+    (one type per value)."""
+    values = decode_page_token(key, binding, token)
+    if len(values) != len(shape) or not all(
+        _has_type(value, expected) for value, expected in zip(values, shape, strict=True)
+    ):
+        raise _invalid()
+    return tuple(values)
+
+
+def _has_type(value: CursorValue, expected: type) -> bool:
+    # To isinstance a bool is an int; never to a cursor.
+    return isinstance(value, expected) and (expected is bool or not isinstance(value, bool))
+
+
+def next_page(
+    items: list[T],
+    limit: int,
+    key: bytes,
+    binding: str,
+    cursor_of: Callable[[T], Sequence[CursorValue]],
+) -> Page[T]:
+    """One page of `items` read with `limit + 1`: the extra row says another page follows,
+    which starts after the cursor of the last row kept."""
+    if len(items) <= limit:
+        return Page(items, "")
+    return Page(items[:limit], encode_page_token(key, binding, cursor_of(items[limit - 1])))
 
 
 def _tag(key: bytes, binding: str, payload: bytes) -> bytes:

@@ -11,21 +11,18 @@ from datetime import datetime
 from typing import Any
 
 from modelregistry.domain.access import Access, Grant, Role, Token, principal_resource
-from modelregistry.domain.errors import InvalidArgument, NotFound, Unauthenticated
+from modelregistry.domain.errors import NotFound, Unauthenticated
 from modelregistry.domain.models import CallContext, Page
 from modelregistry.domain.names import model_name
 from modelregistry.domain.page_tokens import (
-    CursorValue,
-    decode_page_token,
-    encode_page_token,
+    decode_cursor,
+    next_page,
     page_token_binding,
 )
 from modelregistry.domain.paging import resolve_page_size
 from modelregistry.service import auth
 from modelregistry.storage import audit_store, auth_store
 from modelregistry.storage.database import Connection, Database
-
-_MISMATCH = "page_token does not match this request"
 
 
 def grant_summary(model: str | None, role: Role | None) -> dict[str, Any] | None:
@@ -83,17 +80,13 @@ class AccessService:
         )
         before: tuple[datetime, str] | None = None
         if page_token:
-            create_time, token_id = self._cursor(binding, page_token, datetime, str)
+            create_time, token_id = decode_cursor(
+                self._page_key, binding, page_token, datetime, str
+            )
             before = (create_time, token_id)
         async with self._db.connection() as conn:
             tokens = await auth_store.list_tokens(conn, principal, show_inactive, before, limit + 1)
-        if len(tokens) <= limit:
-            return Page(tokens, "")
-        last = tokens[limit - 1]
-        return Page(
-            tokens[:limit],
-            encode_page_token(self._page_key, binding, [last.create_time, last.id]),
-        )
+        return next_page(tokens, limit, self._page_key, binding, lambda t: [t.create_time, t.id])
 
     async def revoke_token(self, ctx: CallContext, token_id: str) -> Token:
         ctx.require(Role.ADMIN, None, "revoke tokens")
@@ -173,15 +166,11 @@ class AccessService:
         binding = page_token_binding("ListGrants", principal or "", model or "", "")
         after: tuple[str, str] | None = None
         if page_token:
-            after = self._cursor(binding, page_token, str, str)
+            after = decode_cursor(self._page_key, binding, page_token, str, str)
         async with self._db.connection() as conn:
             grants = await auth_store.list_grants(conn, principal, model, after, limit + 1)
-        if len(grants) <= limit:
-            return Page(grants, "")
-        last = grants[limit - 1]
-        return Page(
-            grants[:limit],
-            encode_page_token(self._page_key, binding, [last.principal, last.model or ""]),
+        return next_page(
+            grants, limit, self._page_key, binding, lambda g: [g.principal, g.model or ""]
         )
 
     # -- the caller -------------------------------------------------------------------------
@@ -199,11 +188,3 @@ class AccessService:
         if found is None:
             raise principal_not_found(principal)
         return found
-
-    def _cursor(self, binding: str, token: str, *types: type) -> tuple[Any, ...]:
-        values: list[CursorValue] = decode_page_token(self._page_key, binding, token)
-        if len(values) != len(types) or not all(
-            isinstance(v, t) for v, t in zip(values, types, strict=True)
-        ):
-            raise InvalidArgument.for_field("page_token", _MISMATCH)
-        return tuple(values)

@@ -29,7 +29,7 @@ from modelregistry.domain.errors import (
 )
 from modelregistry.domain.models import CallContext, ModelVersion, Page, Stage
 from modelregistry.domain.names import VersionRef
-from modelregistry.domain.page_tokens import decode_page_token, encode_page_token
+from modelregistry.domain.page_tokens import decode_cursor, next_page
 from modelregistry.domain.paging import resolve_page_size
 from modelregistry.hashing import ResumableSha256
 from modelregistry.service.upload_writer import (
@@ -392,16 +392,10 @@ class ArtifactService:
         binding = f"ListArtifacts\x00{version.name}"
         after = ""
         if page_token:
-            values = decode_page_token(self._key, binding, page_token)
-            if len(values) != 1 or not isinstance(values[0], str):
-                raise InvalidArgument.for_field("page_token", "page_token does not match")
-            after = values[0]
+            (after,) = decode_cursor(self._key, binding, page_token, str)
         async with self._db.connection() as conn:
             items = await artifacts_store.list_artifacts(conn, version.id, after, limit + 1)
-        if len(items) > limit:
-            items = items[:limit]
-            return Page(items, encode_page_token(self._key, binding, [items[-1].path]))
-        return Page(items, "")
+        return next_page(items, limit, self._key, binding, lambda a: [a.path])
 
     async def delete(self, ctx: CallContext, ref: VersionRef, path: str) -> None:
         ctx.require(Role.EDITOR, ref.model, "delete artifacts of this model")

@@ -17,11 +17,11 @@ import structlog
 
 from modelregistry.domain.access import Role
 from modelregistry.domain.audit import WATCH_BATCH, AuditEvent, AuditFilter
-from modelregistry.domain.errors import InvalidArgument, Unavailable
+from modelregistry.domain.errors import Unavailable
 from modelregistry.domain.models import CallContext, Page
 from modelregistry.domain.page_tokens import (
-    decode_page_token,
-    encode_page_token,
+    decode_cursor,
+    next_page,
     page_token_binding,
 )
 from modelregistry.domain.paging import resolve_page_size
@@ -102,18 +102,10 @@ class AuditService:
         )
         cursor = after_sequence
         if page_token:
-            values = decode_page_token(self._page_key, binding, page_token)
-            if len(values) != 1 or not isinstance(values[0], int) or isinstance(values[0], bool):
-                raise InvalidArgument.for_field(
-                    "page_token", "page_token does not match this request"
-                )
-            cursor = values[0]
+            (cursor,) = decode_cursor(self._page_key, binding, page_token, int)
         async with self._db.connection() as conn:
             items = await audit_store.list_events(conn, audit_filter, cursor, limit + 1)
-        if len(items) > limit:
-            last = items[limit - 1].sequence
-            return Page(items[:limit], encode_page_token(self._page_key, binding, [last]))
-        return Page(items, "")
+        return next_page(items, limit, self._page_key, binding, lambda e: [e.sequence])
 
     # -- following --------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 from modelregistry.domain import collaboration as co
 from modelregistry.domain.access import Role
@@ -15,8 +15,8 @@ from modelregistry.domain.errors import (
 from modelregistry.domain.models import CallContext, ModelVersion, Page
 from modelregistry.domain.names import VersionRef
 from modelregistry.domain.page_tokens import (
-    decode_page_token,
-    encode_page_token,
+    decode_cursor,
+    next_page,
     page_token_binding,
 )
 from modelregistry.domain.paging import resolve_page_size
@@ -25,8 +25,6 @@ from modelregistry.service.versions import version_not_found
 from modelregistry.storage import audit_store, models_store, versions_store
 from modelregistry.storage import collaboration_store as store
 from modelregistry.storage.database import Connection, Database
-
-T = TypeVar("T")
 
 
 def _child_not_found(kind: str, ref: VersionRef, child_id: int, listing: str) -> NotFound:
@@ -130,7 +128,7 @@ class CollaborationService:
         async with self._db.connection() as conn:
             version = await self._version(conn, ref)
             items = await store.list_comments(conn, version.id, after_id, limit + 1)
-        return self._id_page(binding, items, limit, [c.id for c in items])
+        return next_page(items, limit, self._key, binding, lambda c: [c.id])
 
     async def update_comment(
         self, ctx: CallContext, ref: VersionRef, comment_id: int, body: str
@@ -220,7 +218,7 @@ class CollaborationService:
         async with self._db.connection() as conn:
             version = await self._version(conn, ref)
             items = await store.list_flags(conn, version.id, state, after_id, limit + 1)
-        return self._id_page(binding, items, limit, [f.id for f in items])
+        return next_page(items, limit, self._key, binding, lambda f: [f.id])
 
     async def resolve_flag(
         self, ctx: CallContext, ref: VersionRef, flag_id: int, resolution: str
@@ -279,7 +277,7 @@ class CollaborationService:
         async with self._db.connection() as conn:
             version = await self._version(conn, ref)
             items = await store.list_deployments(conn, version.id, before_id, limit + 1)
-        return self._id_page(binding, items, limit, [d.id for d in items])
+        return next_page(items, limit, self._key, binding, lambda d: [d.id])
 
     async def update_deployment_status(
         self, ctx: CallContext, ref: VersionRef, deployment_id: int, status: co.DeploymentStatus
@@ -303,12 +301,5 @@ class CollaborationService:
     def _id_cursor(self, binding: str, token: str) -> int | None:
         if not token:
             return None
-        cursor = decode_page_token(self._key, binding, token)
-        if len(cursor) != 1 or not isinstance(cursor[0], int) or isinstance(cursor[0], bool):
-            raise InvalidArgument.for_field("page_token", "page_token does not match this request")
-        return cursor[0]
-
-    def _id_page(self, binding: str, items: list[T], limit: int, ids: list[int]) -> Page[T]:
-        if len(items) > limit:
-            return Page(items[:limit], encode_page_token(self._key, binding, [ids[limit - 1]]))
-        return Page(items, "")
+        (row_id,) = decode_cursor(self._key, binding, token, int)
+        return int(row_id)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from modelregistry.domain.errors import InvalidArgument
 from modelregistry.domain.history import HistoryEntry, HistoryQuery
 from modelregistry.domain.models import Page
 from modelregistry.domain.page_tokens import (
-    decode_page_token,
-    encode_page_token,
+    decode_cursor,
+    next_page,
     page_token_binding,
 )
 from modelregistry.domain.paging import resolve_page_size
@@ -35,16 +34,12 @@ class HistoryService:
             items = await history_store.list_history(conn, model_id, query, after, limit + 1)
             if not items and await models_store.get_model_id(conn, model_id) is None:
                 raise model_not_found(model_id)
-        if len(items) > limit:
-            last = history_store.cursor_of(items[limit - 1])
-            return Page(items[:limit], encode_page_token(self._key, binding, list(last)))
-        return Page(items, "")
+        return next_page(items, limit, self._key, binding, history_store.cursor_of)
 
     def _cursor(self, binding: str, token: str) -> history_store.Cursor | None:
         if not token:
             return None
-        values = decode_page_token(self._key, binding, token)
-        match values:
-            case [datetime() as start, str(kind), str(key), int(version), int(source_id)]:
-                return (start, kind, key, version, source_id)
-        raise InvalidArgument.for_field("page_token", "page_token does not match this request")
+        start, kind, key, version, source_id = decode_cursor(
+            self._key, binding, token, datetime, str, str, int, int
+        )
+        return (start, kind, key, version, source_id)

@@ -9,12 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from modelregistry.domain.access import Role
-from modelregistry.domain.errors import InvalidArgument
 from modelregistry.domain.models import CallContext, ModelVersion, Page
 from modelregistry.domain.names import VersionRef
 from modelregistry.domain.page_tokens import (
-    decode_page_token,
-    encode_page_token,
+    decode_cursor,
+    next_page,
     page_token_binding,
 )
 from modelregistry.domain.paging import resolve_page_size
@@ -99,10 +98,7 @@ class PolicyService:
         async with self._db.connection() as conn:
             version = await self._version(conn, ref)
             items = await policy_store.list_approvals(conn, version.id, after_id, limit + 1)
-        if len(items) > limit:
-            token = encode_page_token(self._page_key, binding, [items[limit - 1].id])
-            return Page(items[:limit], token)
-        return Page(items, "")
+        return next_page(items, limit, self._page_key, binding, lambda a: [a.id])
 
     async def _version(self, conn: Connection, ref: VersionRef) -> ModelVersion:
         version = await versions_store.get_version(conn, ref)
@@ -115,7 +111,5 @@ class PolicyService:
     def _id_cursor(self, binding: str, token: str) -> int:
         if not token:
             return 0
-        cursor = decode_page_token(self._page_key, binding, token)
-        if len(cursor) != 1 or not isinstance(cursor[0], int) or isinstance(cursor[0], bool):
-            raise InvalidArgument.for_field("page_token", "page_token does not match this request")
-        return cursor[0]
+        (approval_id,) = decode_cursor(self._page_key, binding, token, int)
+        return int(approval_id)
