@@ -8,7 +8,7 @@ PROTO_OUT := src/modelregistry/v1
 PROTO_STAMP := $(PROTO_OUT)/.generated
 THIRD_PARTY := third_party
 
-.PHONY: run test lint proto bench clean install baseline fmt
+.PHONY: run test lint proto bench clean install baseline fmt system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,7 +55,12 @@ fmt: proto
 baseline: $(THIRD_PARTY)/.copied
 	$(BIN)/buf build protos -o protos/baseline.binpb
 
-test: lint
+# Debian's chromium and skopeo for the browser and OCI tests: installed when missing (as root
+# on Debian, as CI runs), otherwise the tests that need them are skipped and say why.
+system-deps:
+	@sh tests/system-deps.sh
+
+test: lint system-deps
 	$(BIN)/pytest
 
 run: proto
