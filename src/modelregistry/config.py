@@ -15,6 +15,14 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class Endpoints:
+    """Where a started server answers (ports resolved, so a `:0` setting shows the real one)."""
+
+    grpc: str  # host:port
+    http_url: str | None = None  # http(s)://host:port of the HTTP edge, None when not served
+
+
+@dataclass(frozen=True)
 class Settings:
     # gRPC listen address of `modelreg serve`.
     listen: str = "127.0.0.1:50051"
@@ -54,6 +62,9 @@ class Settings:
     # host:port of a second, plaintext port serving only grpc.health.v1, for probes that
     # cannot speak TLS (Kubernetes' native gRPC probes); empty for none.
     health_listen: str = ""
+    # host:port of the HTTP edge (web UI, MLflow REST, OCI distribution, /healthz, /readyz),
+    # served by the same process; empty for none. HTTPS with the TLS settings above when set.
+    http_listen: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -98,6 +109,8 @@ class Settings:
             raise ConfigError(
                 f"MODELREG_HEALTH_LISTEN must be host:port, got {self.health_listen!r}"
             )
+        if self.http_listen and not self.http_listen.rpartition(":")[2].isdigit():
+            raise ConfigError(f"MODELREG_HTTP_LISTEN must be host:port, got {self.http_listen!r}")
         self._validate_tls()
 
     @property

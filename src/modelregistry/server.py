@@ -21,19 +21,12 @@ from modelregistry.api.collaboration_servicer import CollaborationServicer
 from modelregistry.api.interceptor import EdgeInterceptor
 from modelregistry.api.policy_servicer import PolicyServicer
 from modelregistry.api.registry_servicer import RegistryServicer
-from modelregistry.config import Settings
+from modelregistry.config import Endpoints, Settings
 from modelregistry.domain.errors import RegistryError
+from modelregistry.http.app import create_app
+from modelregistry.http.serving import HttpServer, start_http
 from modelregistry.logging import configure_logging
-from modelregistry.service.access import AccessService
-from modelregistry.service.artifacts import ArtifactService
-from modelregistry.service.audit import AuditService
-from modelregistry.service.auth import Authenticator
-from modelregistry.service.collaboration import CollaborationService
-from modelregistry.service.history import HistoryService
-from modelregistry.service.listing import ListingService
-from modelregistry.service.models import ModelService
-from modelregistry.service.policy import PolicyService
-from modelregistry.service.versions import VersionService
+from modelregistry.service.container import Services, StoreHealth, build_services
 from modelregistry.storage import migrations, secrets_store
 from modelregistry.storage.database import Database
 from modelregistry.storage.object_store import ObjectStore
@@ -76,14 +69,17 @@ SERVICE_DESCRIPTORS = (
 SERVICE_NAMES = tuple(service.full_name for service in SERVICE_DESCRIPTORS)
 
 
-def run(settings: Settings, on_ready: Callable[[str], None] | None = None) -> None:
+OnReady = Callable[[Endpoints], None]
+
+
+def run(settings: Settings, on_ready: OnReady | None = None) -> None:
     """Serve until SIGTERM or SIGINT."""
     uvloop.run(serve(settings, on_ready))
 
 
 async def serve(
     settings: Settings,
-    on_ready: Callable[[str], None] | None = None,
+    on_ready: OnReady | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
     settings.require_object_store()
@@ -121,38 +117,20 @@ async def _serve_with(
     db: Database,
     store: ObjectStore,
     settings: Settings,
-    on_ready: Callable[[str], None] | None,
+    on_ready: OnReady | None,
     stop: asyncio.Event,
 ) -> None:
     async with db.connection() as conn:
         await migrations.check_schema(conn)
         page_key = await secrets_store.page_token_key(conn)
-    authenticator = Authenticator(db)
+    services = build_services(
+        db, store, page_key, max_concurrent_uploads=settings.max_concurrent_uploads
+    )
     server = grpc.aio.server(
-        options=GRPC_OPTIONS, interceptors=[EdgeInterceptor(authenticator.authenticate)]
+        options=GRPC_OPTIONS,
+        interceptors=[EdgeInterceptor(services.authenticator.authenticate)],
     )
-    versions = VersionService(db)
-    registry_service_pb2_grpc.add_RegistryServiceServicer_to_server(
-        RegistryServicer(
-            ModelService(db), versions, ListingService(db, page_key), HistoryService(db, page_key)
-        ),
-        server,
-    )
-    artifacts = ArtifactService(db, store, versions, page_key, settings.max_concurrent_uploads)
-    artifact_service_pb2_grpc.add_ArtifactServiceServicer_to_server(
-        ArtifactServicer(artifacts), server
-    )
-    collaboration_service_pb2_grpc.add_CollaborationServiceServicer_to_server(
-        CollaborationServicer(CollaborationService(db, page_key)), server
-    )
-    access_service_pb2_grpc.add_AccessServiceServicer_to_server(
-        AccessServicer(AccessService(db, page_key, on_change=authenticator.forget)), server
-    )
-    audit = AuditService(db, page_key)
-    audit_service_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(audit), server)
-    policy_service_pb2_grpc.add_PolicyServiceServicer_to_server(
-        PolicyServicer(PolicyService(db, page_key)), server
-    )
+    _add_servicers(server, services)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -168,34 +146,72 @@ async def _serve_with(
         raise RegistryError(f"cannot listen on {settings.listen}: the address is in use or invalid")
     address = f"{settings.listen.rsplit(':', 1)[0]}:{port}"
     health_port = await _start_health_port(settings.health_listen, health_servicer)
-    await server.start()
-    await audit.start()
+    # Bound before the gRPC port opens, so a taken HTTP port fails the start cleanly.
+    http = (
+        await start_http(create_app(services, settings), settings) if settings.http_listen else None
+    )
+    try:
+        await server.start()
+        await services.audit.start()
+    except BaseException:
+        await _stop_http(http, 0)
+        raise
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.listen.rsplit(":", 1)[0])
     monitor = asyncio.create_task(
-        _watch_stores(db, store, health_servicer, settings.health_interval_s)
+        _watch_stores(db, store, health_servicer, services.store_health, settings.health_interval_s)
     )
     log.info(
         "serving",
         address=address,
+        http_url=http.url if http else None,
         metrics_port=settings.metrics_port or None,
         tls=settings.tls,
         mtls=settings.mtls,
         health_listen=settings.health_listen or None,
     )
     if on_ready is not None:
-        on_ready(address)
+        on_ready(Endpoints(grpc=address, http_url=http.url if http else None))
     await stop.wait()
     log.info("shutting down", grace_s=settings.shutdown_grace_s)
     monitor.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await monitor
+    services.store_health.serving, services.store_health.cause = False, "shutting down"
     await _set_health(health_servicer, health_pb2.HealthCheckResponse.NOT_SERVING)
-    await audit.close()  # ends the watch streams, which would otherwise outlast the grace period
-    await server.stop(settings.shutdown_grace_s)
+    # Ends the watch streams (gRPC and HTTP), which would otherwise outlast the grace period.
+    await services.audit.close()
+    await asyncio.gather(
+        server.stop(settings.shutdown_grace_s), _stop_http(http, settings.shutdown_grace_s)
+    )
     if health_port is not None:
         await health_port.stop(0)
-    await artifacts.close()
+    await services.artifacts.close()
+
+
+def _add_servicers(server: grpc.aio.Server, services: Services) -> None:
+    registry_service_pb2_grpc.add_RegistryServiceServicer_to_server(
+        RegistryServicer(services.models, services.versions, services.listing, services.history),
+        server,
+    )
+    artifact_service_pb2_grpc.add_ArtifactServiceServicer_to_server(
+        ArtifactServicer(services.artifacts), server
+    )
+    collaboration_service_pb2_grpc.add_CollaborationServiceServicer_to_server(
+        CollaborationServicer(services.collaboration), server
+    )
+    access_service_pb2_grpc.add_AccessServiceServicer_to_server(
+        AccessServicer(services.access), server
+    )
+    audit_service_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(services.audit), server)
+    policy_service_pb2_grpc.add_PolicyServiceServicer_to_server(
+        PolicyServicer(services.policy), server
+    )
+
+
+async def _stop_http(http: HttpServer | None, grace_s: float) -> None:
+    if http is not None:
+        await http.stop(grace_s)
 
 
 async def _start_health_port(
@@ -225,9 +241,14 @@ def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
 
 
 async def _watch_stores(
-    db: Database, store: ObjectStore, servicer: health.aio.HealthServicer, interval: float
+    db: Database,
+    store: ObjectStore,
+    servicer: health.aio.HealthServicer,
+    store_health: StoreHealth,
+    interval: float,
 ) -> None:
-    """Report NOT_SERVING while PostgreSQL or S3 is unreachable, SERVING once both answer."""
+    """Report NOT_SERVING while PostgreSQL or S3 is unreachable, SERVING once both answer
+    (to gRPC health and to the HTTP edge's /readyz)."""
     current = None
     while True:
         problem = ""
@@ -238,6 +259,8 @@ async def _watch_stores(
         except Exception as exc:  # any failure to answer means not serving; the loop lives on
             status = health_pb2.HealthCheckResponse.NOT_SERVING
             problem = type(exc).__name__
+        store_health.serving = status == health_pb2.HealthCheckResponse.SERVING
+        store_health.cause = problem or None
         if status != current:
             await _set_health(servicer, status)
             name = health_pb2.HealthCheckResponse.ServingStatus.Name(status)

@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from support.auth import make_token
@@ -139,3 +140,59 @@ def test_serve_without_database_url_says_what_to_set() -> None:
     assert result.returncode == 2
     assert "MODELREG_DATABASE_URL" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_http_requests_are_logged_without_secrets_and_sigterm_stops_the_http_port(
+    migrated_database_url: str, store_endpoints: StoreEndpoints, s3_bucket: str
+) -> None:
+    http_port = _free_port()
+    base_url = f"http://127.0.0.1:{http_port}"
+    token = asyncio.run(make_token(migrated_database_url, principal="ci-pipeline"))
+    server = _serve(
+        migrated_database_url, store_endpoints, s3_bucket, _free_port(),
+        MODELREG_HTTP_LISTEN=f"127.0.0.1:{http_port}",
+    )  # fmt: skip
+    try:
+        _wait_http_healthy(base_url, server)
+        missing = httpx.get(
+            f"{base_url}/v2/no-such-thing?token=query-secret",
+            headers={"authorization": f"Bearer {token}", "x-request-id": "req-http-1"},
+            timeout=10,
+        )
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+
+    assert missing.status_code == 404
+    assert missing.headers["x-request-id"] == "req-http-1"
+    assert server.returncode == 0
+    assert token not in stderr
+    assert "query-secret" not in stderr
+    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    request = next(line for line in lines if line.get("request_id") == "req-http-1")
+    assert request["event"] == "http"
+    assert request["method"] == "GET"
+    assert request["route"] == "/v2/<unmatched>"
+    assert request["status"] == 404
+    assert request["duration_ms"] >= 0
+    serving = next(line for line in lines if line.get("event") == "serving")
+    assert serving["http_url"] == base_url
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{base_url}/healthz", timeout=2)
+
+
+def _wait_http_healthy(
+    base_url: str, process: subprocess.Popen[str], within_s: float = 30.0
+) -> None:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "modelreg serve exited before serving HTTP"
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{base_url}/healthz never answered")

@@ -1,3 +1,17 @@
-from support.server import admin_token, channel, registry, registry_target
+from support.server import (
+    admin_token,
+    channel,
+    http_base_url,
+    registry,
+    registry_endpoints,
+    registry_target,
+)
 
-__all__ = ["admin_token", "channel", "registry", "registry_target"]
+__all__ = [
+    "admin_token",
+    "channel",
+    "http_base_url",
+    "registry",
+    "registry_endpoints",
+    "registry_target",
+]

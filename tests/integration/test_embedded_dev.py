@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import httpx
 import psutil
 import pytest
 from minio import Minio
@@ -33,6 +34,10 @@ class DevRun:
         return f"127.0.0.1:{self.base_port}"
 
     @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.base_port + 6}"
+
+    @property
     def postgres_dsn(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.base_port + 1}/modelregistry"
 
@@ -47,6 +52,7 @@ class DevRun:
             "--data-dir", str(self.data_dir), "--listen", self.listen,
             "--postgres-port", str(p + 1), "--s3-port", str(p + 2),
             "--master-port", str(p + 3), "--volume-port", str(p + 4), "--filer-port", str(p + 5),
+            "--http-listen", f"127.0.0.1:{p + 6}",
         ]  # fmt: skip
 
     def start(self) -> None:
@@ -95,8 +101,9 @@ def _wait_no_children(data_dir: Path, timeout_s: float) -> list[psutil.Process]:
 
 @pytest.fixture
 def dev(tmp_path: Path) -> Iterator[DevRun]:
-    # Listen port plus the six store ports; the four SeaweedFS ones have +10000 twins.
-    run = DevRun(data_dir=tmp_path / "modelreg", base_port=free_port_block(6))
+    # Listen port, five store ports and the HTTP port; the four SeaweedFS ones have +10000
+    # twins.
+    run = DevRun(data_dir=tmp_path / "modelreg", base_port=free_port_block(7))
     yield run
     if run.process is not None and run.process.poll() is None:
         run.process.kill()
@@ -109,6 +116,8 @@ def test_dev_serves_and_refuses_a_second_instance_on_the_same_data_dir(dev: DevR
     dev.start()
     assert dev.process is not None
     assert f"export MODELREG_TARGET={dev.listen}" in dev.output()
+    assert dev.http_url in dev.output()
+    assert httpx.get(f"{dev.http_url}/healthz", timeout=10).status_code == 200
 
     started = time.monotonic()
     second = subprocess.run(dev.argv(), capture_output=True, text=True, timeout=30, check=False)

@@ -14,18 +14,24 @@ import datetime
 import ipaddress
 import os
 import socket
+import ssl
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 from support.auth import bearer_interceptors
 from support.server import SHUTDOWN_WAIT_S
 from support.stores import StoreEndpoints
@@ -34,7 +40,8 @@ from typer.testing import CliRunner, Result
 from modelregistry import client
 from modelregistry.cli.errors import EXIT_UNAVAILABLE
 from modelregistry.cli.main import app
-from modelregistry.config import ConfigError, Settings
+from modelregistry.config import ConfigError, Endpoints, Settings
+from modelregistry.http.serving import start_http
 from modelregistry.server import serve
 from modelregistry.v1 import model_pb2
 from modelregistry.v1 import registry_service_pb2 as rs
@@ -174,14 +181,14 @@ async def tls_server(
         health_listen=health_listen,
     )
     settings.validate()
-    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    ready: asyncio.Future[Endpoints] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
     task = asyncio.create_task(serve(settings, on_ready=ready.set_result, stop=stop))
     done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
     if task in done:
         task.result()
     try:
-        yield ready.result()
+        yield ready.result().grpc
     finally:
         stop.set()
         done, _ = await asyncio.wait({task}, timeout=SHUTDOWN_WAIT_S)
@@ -496,3 +503,56 @@ async def test_probes_reach_health_on_a_plaintext_port_that_serves_nothing_else(
                 rs.GetModelRequest(name="models/x"), timeout=5
             )
         assert elsewhere.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+# --- the HTTP edge on the same certificate ----------------------------------------------------
+
+
+async def _ok(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+@contextlib.asynccontextmanager
+async def https_edge(pki: Pki, *, mutual: bool) -> AsyncIterator[str]:
+    """uvicorn as `serve` starts it, with the gRPC port's TLS settings; yields its URL."""
+    settings = Settings(
+        http_listen="127.0.0.1:0",
+        shutdown_grace_s=1.0,
+        tls_cert_file=str(pki.server_cert),
+        tls_key_file=str(pki.server_key),
+        tls_client_ca_file=str(pki.ca) if mutual else "",
+    )
+    server = await start_http(Starlette(routes=[Route("/ok", _ok)]), settings)
+    try:
+        yield server.url
+    finally:
+        await server.stop(1.0)
+
+
+def _trusting(pki: Pki, *, client_cert: bool = False) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(pki.ca))
+    if client_cert:
+        context.load_cert_chain(str(pki.client_cert), str(pki.client_key))
+    return context
+
+
+async def test_the_http_edge_serves_https_with_the_grpc_certificate(pki: Pki) -> None:
+    async with https_edge(pki, mutual=False) as url:
+        assert url.startswith("https://")
+        async with httpx.AsyncClient(verify=_trusting(pki)) as http:
+            response = await http.get(f"{url}/ok")
+        plain_url = url.replace("https://", "http://")
+        async with httpx.AsyncClient() as http:
+            with pytest.raises(httpx.TransportError):
+                await http.get(f"{plain_url}/ok")
+    assert response.status_code == 200
+
+
+async def test_the_http_edge_under_mutual_tls_requires_a_client_certificate(pki: Pki) -> None:
+    async with https_edge(pki, mutual=True) as url:
+        async with httpx.AsyncClient(verify=_trusting(pki, client_cert=True)) as http:
+            served = await http.get(f"{url}/ok")
+        async with httpx.AsyncClient(verify=_trusting(pki)) as http:
+            with pytest.raises(httpx.TransportError):
+                await http.get(f"{url}/ok")
+    assert served.status_code == 200

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from modelregistry.config import Settings
+from modelregistry.config import Endpoints, Settings
 from modelregistry.server import GRPC_OPTIONS, serve
 from modelregistry.v1 import registry_service_pb2_grpc
 from support.auth import bearer_interceptors, make_token
@@ -33,8 +33,19 @@ async def running_server(
     database_url: str, stores: StoreEndpoints, bucket: str
 ) -> AsyncIterator[str]:
     """Serve a migrated database and an S3 bucket in this process; yields host:port."""
+    async with running_endpoints(database_url, stores, bucket) as endpoints:
+        yield endpoints.grpc
+
+
+@contextlib.asynccontextmanager
+async def running_endpoints(
+    database_url: str, stores: StoreEndpoints, bucket: str
+) -> AsyncIterator[Endpoints]:
+    """Serve a migrated database and an S3 bucket in this process, gRPC and the HTTP edge
+    each on a free port; yields where they answer (.grpc host:port, .http_url)."""
     settings = Settings(
         listen="127.0.0.1:0",
+        http_listen="127.0.0.1:0",
         database_url=database_url,
         s3_endpoint=stores.s3_endpoint,
         s3_access_key=stores.s3_access_key,
@@ -46,7 +57,7 @@ async def running_server(
         log_level="warning",
         log_format="json",
     )
-    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    ready: asyncio.Future[Endpoints] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
     task = asyncio.create_task(serve(settings, on_ready=ready.set_result, stop=stop))
     done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
@@ -75,12 +86,27 @@ async def admin_token(migrated_database_url: str, monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.fixture
-async def registry_target(
+async def registry_endpoints(
     migrated_database_url: str, store_endpoints: StoreEndpoints, s3_bucket: str, admin_token: str
-) -> AsyncIterator[str]:
-    """host:port of a server running in this process on a fresh database and bucket."""
-    async with running_server(migrated_database_url, store_endpoints, s3_bucket) as target:
-        yield target
+) -> AsyncIterator[Endpoints]:
+    """A server running in this process on a fresh database and bucket: .grpc (host:port)
+    and .http_url (http://127.0.0.1:port of the HTTP edge)."""
+    async with running_endpoints(migrated_database_url, store_endpoints, s3_bucket) as endpoints:
+        yield endpoints
+
+
+@pytest.fixture
+def registry_target(registry_endpoints: Endpoints) -> str:
+    """host:port of the gRPC port of the test's server."""
+    return registry_endpoints.grpc
+
+
+@pytest.fixture
+def http_base_url(registry_endpoints: Endpoints) -> str:
+    """http://127.0.0.1:port of the HTTP edge of the test's server (the same server as
+    `registry_target`, `channel` and `registry`)."""
+    assert registry_endpoints.http_url is not None
+    return registry_endpoints.http_url
 
 
 def authenticated_channel(target: str, token: str) -> grpc.aio.Channel:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 
-from modelregistry.domain.models import CallContext
+from modelregistry.domain.models import ANONYMOUS, CallContext
 
-ANONYMOUS = "anonymous"
+__all__ = ["ANONYMOUS", "call_context", "current_call"]
 current_call: ContextVar[CallContext] = ContextVar("current_call")
 
 

@@ -25,6 +25,13 @@ def dev(
     listen: Annotated[
         str, typer.Option(envvar="MODELREG_LISTEN", help="host:port the gRPC server listens on.")
     ] = "127.0.0.1:50051",
+    http_listen: Annotated[
+        str,
+        typer.Option(
+            envvar="MODELREG_HTTP_LISTEN",
+            help="host:port of the HTTP edge (web UI, MLflow, OCI); empty for none.",
+        ),
+    ] = "127.0.0.1:8080",
     postgres_port: Annotated[
         int, typer.Option(envvar="MODELREG_DEV_POSTGRES_PORT", help="PostgreSQL port.")
     ] = 15432,
@@ -56,6 +63,7 @@ def dev(
         options = DevOptions(
             data_dir=data_dir,
             listen=listen,
+            http_listen=http_listen,
             postgres_port=postgres_port,
             seaweed_ports=SeaweedPorts(
                 s3=s3_port, master=master_port, volume=volume_port, filer=filer_port

@@ -33,6 +33,10 @@ DATA_TYPES = frozenset(
 )  # fmt: skip
 
 
+# The principal of a call that has not (yet) proved who it is; both edges log it so.
+ANONYMOUS = "anonymous"
+
+
 @dataclass(frozen=True)
 class CallContext:
     """Who is calling and the id that ties their call to its logs and audit event."""

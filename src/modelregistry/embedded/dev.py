@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from modelregistry.config import Settings
+from modelregistry.config import Endpoints, Settings
 from modelregistry.domain.access import Role
 from modelregistry.embedded.locking import DataDirLock
 from modelregistry.embedded.postgres import DEFAULT_POSTGRES_PORT, EmbeddedPostgres
@@ -30,10 +30,11 @@ from modelregistry.storage.object_store import ObjectStore
 
 DEFAULT_DATA_DIR = Path(".modelreg")
 DEFAULT_LISTEN = "127.0.0.1:50051"
+DEFAULT_HTTP_LISTEN = "127.0.0.1:8080"
 DEFAULT_BUCKET = "modelregistry"
 ADMIN_TOKEN_FILE = "admin-token"  # noqa: S105  (a file name)
 
-OnReady = Callable[[str], None]
+OnReady = Callable[[Endpoints], None]
 Serve = Callable[[Settings, OnReady], None]
 
 
@@ -41,6 +42,7 @@ Serve = Callable[[Settings, OnReady], None]
 class DevOptions:
     data_dir: Path = DEFAULT_DATA_DIR
     listen: str = DEFAULT_LISTEN
+    http_listen: str = DEFAULT_HTTP_LISTEN
     postgres_port: int = DEFAULT_POSTGRES_PORT
     seaweed_ports: SeaweedPorts = field(default_factory=SeaweedPorts)
     bucket: str = DEFAULT_BUCKET
@@ -60,10 +62,11 @@ class DevStores:
     seaweed: EmbeddedSeaweed
     bucket: str
 
-    def settings(self, listen: str) -> Settings:
+    def settings(self, listen: str, http_listen: str = DEFAULT_HTTP_LISTEN) -> Settings:
         credentials = self.seaweed.credentials
         return Settings.from_env(
             listen=listen,
+            http_listen=http_listen,
             database_url=self.postgres.dsn,
             s3_endpoint=self.seaweed.endpoint,
             s3_access_key=credentials.access_key,
@@ -88,10 +91,10 @@ def run_dev(options: DevOptions | None = None, *, serve: Serve | None = None) ->
             with _termination_raises():
                 stores = _start_stores(options, data_dir, children)
             token_file = _ensure_admin_token(stores.postgres.dsn, data_dir)
-            settings = stores.settings(options.listen)
+            settings = stores.settings(options.listen, options.http_listen)
             serve(
                 settings,
-                lambda address: _print_next_steps(address, stores, data_dir, token_file),
+                lambda endpoints: _print_next_steps(endpoints, stores, data_dir, token_file),
             )
         finally:
             with _termination_ignored():
@@ -151,10 +154,14 @@ async def _issue_admin_token(dsn: str) -> str:
     return issued.token
 
 
-def _print_next_steps(address: str, stores: DevStores, data_dir: Path, token_file: Path) -> None:
+def _print_next_steps(
+    endpoints: Endpoints, stores: DevStores, data_dir: Path, token_file: Path
+) -> None:
+    address = endpoints.grpc
     credentials_file = stores.seaweed.identities_path
     lines = [
         f"modelreg dev is serving on {address}",
+        f"  HTTP        {endpoints.http_url or 'off'}  (web UI, MLflow and OCI APIs)",
         f"  admin token {token_file.read_text().strip()}",
         f"              (in {token_file}: the CLI reads it there, or from $MODELREG_TOKEN)",
         f"  PostgreSQL  {stores.postgres.dsn}",

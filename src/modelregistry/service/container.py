@@ -1,0 +1,63 @@
+"""Every use case of one server process, built once and handed to each edge (gRPC and HTTP),
+so both call the same objects: same caches, same upload limits, same audit watchers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from modelregistry.service.access import AccessService
+from modelregistry.service.artifacts import ArtifactService
+from modelregistry.service.audit import AuditService
+from modelregistry.service.auth import Authenticator
+from modelregistry.service.collaboration import CollaborationService
+from modelregistry.service.history import HistoryService
+from modelregistry.service.listing import ListingService
+from modelregistry.service.models import ModelService
+from modelregistry.service.policy import PolicyService
+from modelregistry.service.versions import VersionService
+from modelregistry.storage.database import Database
+from modelregistry.storage.object_store import ObjectStore
+
+
+@dataclass
+class StoreHealth:
+    """Whether PostgreSQL and S3 answered the last probe; the server's monitor keeps it."""
+
+    serving: bool = False
+    # Type name of the last failure, for logs and the readiness probe (never a message: a
+    # driver's message may carry a DSN).
+    cause: str | None = "not checked yet"
+
+
+@dataclass(frozen=True)
+class Services:
+    models: ModelService
+    versions: VersionService
+    listing: ListingService
+    history: HistoryService
+    artifacts: ArtifactService
+    collaboration: CollaborationService
+    access: AccessService
+    audit: AuditService
+    policy: PolicyService
+    authenticator: Authenticator
+    store_health: StoreHealth = field(default_factory=StoreHealth)
+
+
+def build_services(
+    db: Database, store: ObjectStore, page_key: bytes, *, max_concurrent_uploads: int
+) -> Services:
+    authenticator = Authenticator(db)
+    versions = VersionService(db)
+    return Services(
+        models=ModelService(db),
+        versions=versions,
+        listing=ListingService(db, page_key),
+        history=HistoryService(db, page_key),
+        artifacts=ArtifactService(db, store, versions, page_key, max_concurrent_uploads),
+        collaboration=CollaborationService(db, page_key),
+        access=AccessService(db, page_key, on_change=authenticator.forget),
+        audit=AuditService(db, page_key),
+        policy=PolicyService(db, page_key),
+        authenticator=authenticator,
+    )
