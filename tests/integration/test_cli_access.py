@@ -236,3 +236,12 @@ async def test_the_bootstrap_command_still_works_beside_the_api(
     assert issued["token"] not in json.dumps(rows, default=str)
     help_text = await asyncio.to_thread(runner.invoke, app, ["bootstrap-token", "--help"])
     assert "`modelreg tokens`" in " ".join(help_text.stdout.replace("│", " ").split())
+
+    # The old name, `modelreg token`, still works for one release: the same stdout, and a
+    # note on stderr naming the new one.
+    old = await asyncio.to_thread(
+        runner.invoke, app, ["token", "create", "legacy-ops", "--role", "admin", "--json"]
+    )
+    assert old.exit_code == 0, old.output
+    assert SECRET.match(json.loads(old.stdout)["token"])
+    assert "`modelreg bootstrap-token`" in old.stderr

@@ -16,19 +16,17 @@ from rich.console import Console
 from rich.text import Text
 
 from modelregistry.cli.common import (
-    AllOption,
     ClientCommand,
     ClientTyper,
     Connection,
-    PageSizeOption,
-    PageTokenOption,
-    Paging,
+    ListCommand,
     call_command,
     list_command,
     model_ref,
     print_json,
 )
 from modelregistry.cli.errors import EXIT_CODES_HELP
+from modelregistry.cli.parsing import parse_choice
 from modelregistry.cli.render import add_row, details_table, list_table, page_footer, shorten, when
 from modelregistry.v1 import access_pb2 as ap
 from modelregistry.v1 import access_service_pb2 as asp
@@ -43,8 +41,6 @@ tokens_app = ClientTyper(
         "admin token of a deployment comes from `modelreg bootstrap-token create`, against the "
         "database.)"
     ),
-    epilog=EXIT_CODES_HELP,
-    no_args_is_help=True,
 )
 grants_app = ClientTyper(
     name="grants",
@@ -52,8 +48,6 @@ grants_app = ClientTyper(
         "Give principals roles everywhere or on one model, list and remove them. "
         "Roles: viewer < editor < approver < admin. " + _ADMIN_NOTE
     ),
-    epilog=EXIT_CODES_HELP,
-    no_args_is_help=True,
 )
 
 ModelOption = Annotated[
@@ -83,10 +77,7 @@ _ROLES: dict[str, ap.Role.ValueType] = {
 
 def parse_role(raw: str) -> ap.Role.ValueType:
     """`editor`, `EDITOR` or `ROLE_EDITOR` → the enum value; anything else is exit 2."""
-    key = raw.strip().lower().removeprefix("role_")
-    if key not in _ROLES:
-        raise typer.BadParameter(f"{raw!r}: use one of {', '.join(_ROLES)}", param_hint="ROLE")
-    return _ROLES[key]
+    return parse_choice(raw, _ROLES, "role_", "ROLE")
 
 
 def token_name(ref: str) -> str:
@@ -158,16 +149,13 @@ def tokens_create(
     )
 
 
-@tokens_app.command("list")
+@tokens_app.command("list", cls=ListCommand)
 def tokens_list(
     ctx: typer.Context,
     principal: PrincipalFilter = None,
     all_states: Annotated[
         bool, typer.Option("--all-states", help="Include revoked and expired tokens.")
     ] = False,
-    all_: AllOption = False,
-    page_size: PageSizeOption = 0,
-    page_token: PageTokenOption = "",
 ) -> None:
     """List tokens, newest first (live ones only, unless --all-states). Never their secrets."""
     list_command(
@@ -176,7 +164,6 @@ def tokens_list(
         lambda s: s.ListTokens,
         asp.ListTokensRequest(principal=principal or "", show_inactive=all_states),
         "tokens",
-        Paging(page_size, page_token, all_),
         _token_list,
     )
 
@@ -264,7 +251,7 @@ def grants_delete(
     )
 
 
-@grants_app.command("list")
+@grants_app.command("list", cls=ListCommand)
 def grants_list(
     ctx: typer.Context,
     principal: PrincipalFilter = None,
@@ -274,9 +261,6 @@ def grants_list(
             "--model", metavar="MODEL", help="Only grants on this model.", show_default=False
         ),
     ] = None,
-    all_: AllOption = False,
-    page_size: PageSizeOption = 0,
-    page_token: PageTokenOption = "",
 ) -> None:
     """List roles by principal: its role everywhere first, then its grants on models."""
     list_command(
@@ -285,7 +269,6 @@ def grants_list(
         lambda s: s.ListGrants,
         asp.ListGrantsRequest(principal=principal or "", model=_model_option(model)),
         "grants",
-        Paging(page_size, page_token, all_),
         _grant_list,
     )
 

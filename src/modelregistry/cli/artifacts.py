@@ -35,12 +35,10 @@ from rich.text import Text
 
 from modelregistry import client, transfer
 from modelregistry.cli.common import (
-    AllOption,
     ClientCommand,
     ClientTyper,
     Connection,
-    PageSizeOption,
-    PageTokenOption,
+    ListCommand,
     Paging,
     Session,
     call_command,
@@ -50,7 +48,7 @@ from modelregistry.cli.common import (
     usage_error,
     version_ref,
 )
-from modelregistry.cli.errors import EXIT_CODES_HELP, EXIT_NOT_FOUND, fail, fail_rpc
+from modelregistry.cli.errors import EXIT_NOT_FOUND, fail, fail_rpc
 from modelregistry.cli.render import human_size
 from modelregistry.v1 import (
     artifact_pb2,
@@ -63,8 +61,6 @@ from modelregistry.v1 import registry_service_pb2 as rs
 app = ClientTyper(
     name="artifacts",
     help="List, show and delete a version's files (see also `upload` and `download`).",
-    epilog=EXIT_CODES_HELP,
-    no_args_is_help=True,
 )
 
 VersionArg = Annotated[
@@ -403,13 +399,10 @@ def _list_all(
 # --- artifacts list / get / delete ------------------------------------------------------------
 
 
-@app.command("list")
+@app.command("list", cls=ListCommand)
 def list_(
     ctx: typer.Context,
     version: VersionArg,
-    page_size: PageSizeOption = 0,
-    page_token: PageTokenOption = "",
-    all_: AllOption = False,
 ) -> None:
     """List a version's files by path (one page, or every page with --all)."""
     list_command(
@@ -418,7 +411,6 @@ def list_(
         lambda s: s.ListArtifacts,
         artifact_service_pb2.ListArtifactsRequest(parent=version_ref([version], "VERSION")),
         "artifacts",
-        Paging(page_size, page_token, all_),
         _artifact_page,
     )
 

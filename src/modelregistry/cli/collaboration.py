@@ -8,24 +8,21 @@ All three hang off a version, named as in `versions` (VERSION_REF): `MODEL/VERSI
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 
 from modelregistry.cli import collaboration_render as render
 from modelregistry.cli.common import (
-    AllOption,
     ClientTyper,
-    PageSizeOption,
-    PageTokenOption,
-    Paging,
+    ListCommand,
     RefArg,
     call_command,
     list_command,
     usage_error,
     version_ref,
 )
-from modelregistry.cli.errors import EXIT_CODES_HELP
+from modelregistry.cli.parsing import parse_choice
 from modelregistry.v1 import collaboration_pb2 as co
 from modelregistry.v1 import collaboration_service_pb2 as cs
 from modelregistry.v1.collaboration_service_pb2_grpc import CollaborationServiceStub
@@ -33,22 +30,16 @@ from modelregistry.v1.collaboration_service_pb2_grpc import CollaborationService
 comments_app = ClientTyper(
     name="comments",
     help="Discuss a version: add comments and replies, list threads, delete comments.",
-    epilog=EXIT_CODES_HELP,
-    no_args_is_help=True,
 )
 flags_app = ClientTyper(
     name="flags",
     help=(
         "Raise, list and resolve flags on a version. An OPEN flag blocks promotion to PRODUCTION."
     ),
-    epilog=EXIT_CODES_HELP,
-    no_args_is_help=True,
 )
 deployments_app = ClientTyper(
     name="deployments",
     help="Record where a version is deployed, list its history and change a deployment's status.",
-    epilog=EXIT_CODES_HELP,
-    no_args_is_help=True,
 )
 
 RequestIdOption = Annotated[
@@ -77,17 +68,6 @@ def child_name(ref: str, collection: str, param_hint: str) -> str:
     )
 
 
-EnumT = TypeVar("EnumT")
-
-
-def _choice(raw: str, choices: dict[str, EnumT], prefix: str, param_hint: str) -> EnumT:
-    """`high`, `HIGH` or `FLAG_SEVERITY_HIGH` → the enum value; anything else is exit 2."""
-    key = raw.strip().lower().removeprefix(prefix)
-    if key not in choices:
-        raise typer.BadParameter(f"{raw!r}: use one of {', '.join(choices)}", param_hint=param_hint)
-    return choices[key]
-
-
 _SEVERITIES: dict[str, co.FlagSeverity.ValueType] = {
     "low": co.FLAG_SEVERITY_LOW,
     "medium": co.FLAG_SEVERITY_MEDIUM,
@@ -107,15 +87,15 @@ _DEPLOYMENT_STATUSES: dict[str, co.DeploymentStatus.ValueType] = {
 
 
 def parse_severity(raw: str) -> co.FlagSeverity.ValueType:
-    return _choice(raw, _SEVERITIES, "flag_severity_", "--severity")
+    return parse_choice(raw, _SEVERITIES, "flag_severity_", "--severity")
 
 
 def parse_flag_state(raw: str) -> co.FlagState.ValueType:
-    return _choice(raw, _FLAG_STATES, "flag_state_", "--state")
+    return parse_choice(raw, _FLAG_STATES, "flag_state_", "--state")
 
 
 def parse_deployment_status(raw: str, param_hint: str) -> co.DeploymentStatus.ValueType:
-    return _choice(raw, _DEPLOYMENT_STATUSES, "deployment_status_", param_hint)
+    return parse_choice(raw, _DEPLOYMENT_STATUSES, "deployment_status_", param_hint)
 
 
 # --- comments -------------------------------------------------------------------------------
@@ -159,23 +139,18 @@ def comments_add(
     )
 
 
-@comments_app.command("list")
+@comments_app.command("list", cls=ListCommand)
 def comments_list(
     ctx: typer.Context,
     ref: RefArg,
-    all_: AllOption = False,
-    page_size: PageSizeOption = 0,
-    page_token: PageTokenOption = "",
 ) -> None:
     """Show a version's comments as threads (replies under what they answer), oldest first."""
-    parent = version_ref(ref)
     list_command(
         ctx,
         CollaborationServiceStub,
         lambda s: s.ListComments,
-        cs.ListCommentsRequest(parent=parent),
+        cs.ListCommentsRequest(parent=version_ref(ref)),
         "comments",
-        Paging(page_size, page_token, all_),
         render.comment_list,
     )
 
@@ -253,7 +228,7 @@ def flags_raise(
     )
 
 
-@flags_app.command("list")
+@flags_app.command("list", cls=ListCommand)
 def flags_list(
     ctx: typer.Context,
     ref: RefArg,
@@ -263,9 +238,6 @@ def flags_list(
             "--state", metavar="open|resolved", help="Only these flags.", show_default=False
         ),
     ] = None,
-    all_: AllOption = False,
-    page_size: PageSizeOption = 0,
-    page_token: PageTokenOption = "",
 ) -> None:
     """List a version's flags, oldest first."""
     parent = version_ref(ref)
@@ -276,7 +248,6 @@ def flags_list(
         lambda s: s.ListFlags,
         cs.ListFlagsRequest(parent=parent, state=wanted),
         "flags",
-        Paging(page_size, page_token, all_),
         render.flag_list,
     )
 
@@ -347,23 +318,18 @@ def deployments_record(
     )
 
 
-@deployments_app.command("list")
+@deployments_app.command("list", cls=ListCommand)
 def deployments_list(
     ctx: typer.Context,
     ref: RefArg,
-    all_: AllOption = False,
-    page_size: PageSizeOption = 0,
-    page_token: PageTokenOption = "",
 ) -> None:
     """Show a version's deployment history, newest first."""
-    parent = version_ref(ref)
     list_command(
         ctx,
         CollaborationServiceStub,
         lambda s: s.ListDeployments,
-        cs.ListDeploymentsRequest(parent=parent),
+        cs.ListDeploymentsRequest(parent=version_ref(ref)),
         "deployments",
-        Paging(page_size, page_token, all_),
         render.deployment_list,
     )
 

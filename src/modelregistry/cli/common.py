@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any, Generic, Protocol, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar
 
 import grpc
 import typer
@@ -26,8 +26,23 @@ from typer.core import TyperCommand
 from typer.models import CommandFunctionType
 
 from modelregistry import client
-from modelregistry.cli.errors import fail_rpc
+from modelregistry.cli.errors import EXIT_CODES_HELP, fail_rpc
 from modelregistry.v1 import registry_service_pb2_grpc
+
+
+def _pem_option(flag: str, envvar: str, help_text: str) -> Any:
+    return typer.Option(
+        flag,
+        envvar=envvar,
+        metavar="PEM",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        help=help_text,
+        show_default=False,
+        rich_help_panel="Connection",
+    )
+
 
 TargetOption = Annotated[
     str,
@@ -41,10 +56,7 @@ TargetOption = Annotated[
 TimeoutOption = Annotated[
     float,
     typer.Option(
-        "--timeout",
-        min=0.1,
-        help="Seconds each call may take.",
-        rich_help_panel="Connection",
+        "--timeout", min=0.1, help="Seconds each call may take.", rich_help_panel="Connection"
     ),
 ]
 TokenOption = Annotated[
@@ -59,45 +71,21 @@ TokenOption = Annotated[
 ]
 TlsCaOption = Annotated[
     Path | None,
-    typer.Option(
+    _pem_option(
         "--tls-ca",
-        envvar=client.TLS_CA_ENV,
-        metavar="PEM",
-        exists=True,
-        dir_okay=False,
-        readable=True,
-        help="Speak TLS, trusting the CA certificates in this PEM file for the server's.",
-        show_default=False,
-        rich_help_panel="Connection",
+        client.TLS_CA_ENV,
+        "Speak TLS, trusting the CA certificates in this PEM file for the server's.",
     ),
 ]
 TlsCertOption = Annotated[
     Path | None,
-    typer.Option(
-        "--tls-cert",
-        envvar=client.TLS_CERT_ENV,
-        metavar="PEM",
-        exists=True,
-        dir_okay=False,
-        readable=True,
-        help="Client certificate for mutual TLS (with --tls-key).",
-        show_default=False,
-        rich_help_panel="Connection",
+    _pem_option(
+        "--tls-cert", client.TLS_CERT_ENV, "Client certificate for mutual TLS (with --tls-key)."
     ),
 ]
 TlsKeyOption = Annotated[
     Path | None,
-    typer.Option(
-        "--tls-key",
-        envvar=client.TLS_KEY_ENV,
-        metavar="PEM",
-        exists=True,
-        dir_okay=False,
-        readable=True,
-        help="Private key of --tls-cert (unencrypted PEM).",
-        show_default=False,
-        rich_help_panel="Connection",
-    ),
+    _pem_option("--tls-key", client.TLS_KEY_ENV, "Private key of --tls-cert (unencrypted PEM)."),
 ]
 JsonOption = Annotated[
     bool,
@@ -205,15 +193,23 @@ def connection_options(
     ctx.obj = Connection(target, timeout, token, json, tls_ca, tls_cert, tls_key)
 
 
-def _connection_parameters() -> list[Any]:
-    # The click parameters typer makes of `connection_options`, for the verbs to add to theirs.
+def paging_options(
+    page_size: PageSizeOption = 0, page_token: PageTokenOption = "", all_: AllOption = False
+) -> None:
+    """The options of every list verb (ListCommand adds them; list_command reads them)."""
+
+
+def _parameters_of(options: Callable[..., None]) -> list[Any]:
+    # The click parameters typer makes of a function's options, for a verb to add to its own.
     template = typer.Typer(add_completion=False)
-    template.command()(connection_options)
+    template.command()(options)
     return list(typer.main.get_command(template).params)
 
 
-_CONNECTION_PARAMETERS = _connection_parameters()
+_CONNECTION_PARAMETERS = _parameters_of(connection_options)
 _CONNECTION_NAMES = frozenset(str(p.name) for p in _CONNECTION_PARAMETERS)
+_PAGING_PARAMETERS = _parameters_of(paging_options)
+_PAGING = "modelregistry.paging"  # its key in Context.meta
 
 
 class ClientCommand(TyperCommand):
@@ -223,11 +219,13 @@ class ClientCommand(TyperCommand):
     the environment does not (the root read the same variable, unless told otherwise).
     """
 
+    added_parameters: ClassVar[Sequence[Any]] = _CONNECTION_PARAMETERS
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        clash = _CONNECTION_NAMES & {str(p.name) for p in self.params}
-        assert not clash, f"{self.name} declares connection options itself: {sorted(clash)}"
-        self.params.extend(_CONNECTION_PARAMETERS)
+        clash = {str(p.name) for p in self.added_parameters} & {str(p.name) for p in self.params}
+        assert not clash, f"{self.name} declares shared options itself: {sorted(clash)}"
+        self.params.extend(self.added_parameters)
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         given = {name: ctx.params.pop(name) for name in _CONNECTION_NAMES}
@@ -247,8 +245,26 @@ class ClientCommand(TyperCommand):
         return super().invoke(ctx)
 
 
+class ListCommand(ClientCommand):
+    """A list verb: --page-size, --page-token and --all too, for list_command to follow."""
+
+    added_parameters = (*_PAGING_PARAMETERS, *_CONNECTION_PARAMETERS)
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        ctx.meta[_PAGING] = Paging(
+            ctx.params.pop("page_size"), ctx.params.pop("page_token"), ctx.params.pop("all_")
+        )
+        return super().invoke(ctx)
+
+
 class ClientTyper(typer.Typer):
-    """A group of client verbs: its commands are ClientCommands unless told otherwise."""
+    """A group of client verbs: its commands are ClientCommands unless told otherwise, and its
+    help ends with the exit codes."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("epilog", EXIT_CODES_HELP)
+        kwargs.setdefault("no_args_is_help", True)
+        super().__init__(**kwargs)
 
     def command(
         self, name: str | None = None, *, cls: type[TyperCommand] | None = None, **kwargs: Any
@@ -339,12 +355,12 @@ def list_command(
     method: Callable[[StubT], _Unary[PageRequestT, PageT]],
     request: PageRequestT,
     field: str,
-    paging: Paging,
     human: Callable[[Console, Sequence[Any], str], None],
 ) -> None:
-    """The body of a list verb: read a page (or all), then print them (--json) or
-    `human(console, items, next_page_token)`."""
+    """The body of a list verb (a ListCommand): read the page its paging options ask for (or
+    every page), then print the items (--json) or `human(console, items, next_page_token)`."""
     connection = Connection.of(ctx)
+    paging = ctx.meta.get(_PAGING, Paging())
     with connection.open(make_stub) as api:
         merged = api.list_pages(method(api.stub), request, field, paging)
     assert isinstance(merged, Message)

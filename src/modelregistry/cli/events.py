@@ -27,16 +27,13 @@ from rich.table import Table
 from rich.text import Text
 
 from modelregistry.cli.common import (
-    AllOption,
     ClientTyper,
     Connection,
-    PageSizeOption,
-    PageTokenOption,
-    Paging,
+    ListCommand,
     list_command,
     usage_error,
 )
-from modelregistry.cli.errors import EXIT_CODES_HELP, fail_rpc, format_rpc_error
+from modelregistry.cli.errors import fail_rpc, format_rpc_error
 from modelregistry.v1 import audit_pb2
 from modelregistry.v1 import audit_service_pb2 as pb
 from modelregistry.v1.audit_service_pb2_grpc import AuditServiceStub
@@ -47,8 +44,6 @@ app = ClientTyper(
         "Read and follow the audit log: every change, who made it and when, numbered in "
         "commit order without gaps."
     ),
-    epilog=EXIT_CODES_HELP,
-    no_args_is_help=True,
 )
 
 # Reconnecting `watch`: the first retry soon, then doubling up to this, reset by any event.
@@ -168,7 +163,7 @@ def event_text(event: audit_pb2.AuditEvent) -> str:
 # --- list -------------------------------------------------------------------------------------
 
 
-@app.command("list")
+@app.command("list", cls=ListCommand)
 def events_list(
     ctx: typer.Context,
     resource: ResourceOption = "",
@@ -177,9 +172,6 @@ def events_list(
     after: AfterOption = 0,
     since: SinceOption = None,
     until: UntilOption = None,
-    all_: AllOption = False,
-    page_size: PageSizeOption = 0,
-    page_token: PageTokenOption = "",
 ) -> None:
     """List events, oldest first: `events list --resource llama --since 1d`."""
     event_filter = build_filter(resource, principal, action, since, until)
@@ -189,7 +181,6 @@ def events_list(
         lambda s: s.ListAuditEvents,
         pb.ListAuditEventsRequest(filter=event_filter, after_sequence=after),
         "audit_events",
-        Paging(page_size, page_token, all_),
         _render_list,
     )
 

@@ -16,12 +16,8 @@ from rich.console import Console
 
 from modelregistry import client
 from modelregistry.cli.common import (
-    AllOption,
-    ClientCommand,
+    ListCommand,
     ModelArg,
-    PageSizeOption,
-    PageTokenOption,
-    Paging,
     list_command,
     model_ref,
     usage_error,
@@ -113,9 +109,6 @@ def history(
             show_default=False,
         ),
     ] = None,
-    all_: AllOption = False,
-    page_size: PageSizeOption = 0,
-    page_token: PageTokenOption = "",
 ) -> None:
     """Which version held each stage, alias and environment of MODEL, and when.
 
@@ -132,11 +125,10 @@ def history(
         lambda s: s.ListModelHistory,
         request,
         "entries",
-        Paging(page_size, page_token, all_),
         history_table,
     )
 
 
 def register(app_: typer.Typer) -> None:
     """Add `history` to the top-level app."""
-    app_.command("history", cls=ClientCommand)(history)
+    app_.command("history", cls=ListCommand)(history)

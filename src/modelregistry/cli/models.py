@@ -10,20 +10,16 @@ from google.protobuf import field_mask_pb2
 from modelregistry import client
 from modelregistry.cli import render
 from modelregistry.cli.common import (
-    AllOption,
     ClientTyper,
     Connection,
+    ListCommand,
     ModelArg,
-    PageSizeOption,
-    PageTokenOption,
-    Paging,
     call_command,
     emit,
     list_command,
     model_ref,
     usage_error,
 )
-from modelregistry.cli.errors import EXIT_CODES_HELP
 from modelregistry.cli.parsing import merge_map, model_update_mask, parse_pairs
 from modelregistry.v1 import model_pb2
 from modelregistry.v1 import registry_service_pb2 as rs
@@ -31,8 +27,6 @@ from modelregistry.v1 import registry_service_pb2 as rs
 app = ClientTyper(
     name="models",
     help="Register, list, show, update and delete models. MODEL is `name` or `models/name`.",
-    epilog=EXIT_CODES_HELP,
-    no_args_is_help=True,
 )
 
 LabelOption = Annotated[
@@ -74,14 +68,11 @@ def create(
     call_command(ctx, client.registry, lambda s: s.CreateModel, request, render.model_detail)
 
 
-@app.command("list")
+@app.command("list", cls=ListCommand)
 def list_(
     ctx: typer.Context,
     filter_: FilterOption = "",
     order_by: OrderOption = "",
-    page_size: PageSizeOption = 0,
-    page_token: PageTokenOption = "",
-    all_: AllOption = False,
 ) -> None:
     """List models, one page (or every page with --all)."""
     list_command(
@@ -90,7 +81,6 @@ def list_(
         lambda s: s.ListModels,
         rs.ListModelsRequest(filter=filter_, order_by=order_by),
         "models",
-        Paging(page_size, page_token, all_),
         render.model_list,
     )
 

@@ -17,20 +17,16 @@ from rich.console import Console
 from rich.text import Text
 
 from modelregistry.cli.common import (
-    AllOption,
     ClientCommand,
     ClientTyper,
+    ListCommand,
     ModelArg,
-    PageSizeOption,
-    PageTokenOption,
-    Paging,
     RefArg,
     call_command,
     list_command,
     model_ref,
     version_ref,
 )
-from modelregistry.cli.errors import EXIT_CODES_HELP
 from modelregistry.cli.render import add_row, details_table, list_table, page_footer, shorten, when
 from modelregistry.v1 import policy_pb2
 from modelregistry.v1 import policy_service_pb2 as ps
@@ -42,14 +38,10 @@ policy_app = ClientTyper(
         "Show or replace a model's promotion policy: what a version needs before it may move "
         "to PRODUCTION or take a protected alias."
     ),
-    epilog=EXIT_CODES_HELP,
-    no_args_is_help=True,
 )
 approvals_app = ClientTyper(
     name="approvals",
     help="Approve a version (needs the approver role on its model) and list its approvals.",
-    epilog=EXIT_CODES_HELP,
-    no_args_is_help=True,
 )
 
 
@@ -212,13 +204,10 @@ def approvals_create(
     )
 
 
-@approvals_app.command("list")
+@approvals_app.command("list", cls=ListCommand)
 def approvals_list(
     ctx: typer.Context,
     ref: RefArg,
-    all_: AllOption = False,
-    page_size: PageSizeOption = 0,
-    page_token: PageTokenOption = "",
 ) -> None:
     """List a version's approvals, oldest first."""
     list_command(
@@ -227,7 +216,6 @@ def approvals_list(
         lambda s: s.ListApprovals,
         ps.ListApprovalsRequest(parent=version_ref(ref)),
         "approvals",
-        Paging(page_size, page_token, all_),
         _approval_list,
     )
 

@@ -8,7 +8,7 @@ an alias, or `latest`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from google.protobuf import field_mask_pb2
@@ -17,13 +17,10 @@ from modelregistry import client
 from modelregistry.cli import render
 from modelregistry.cli.common import (
     REF_HELP,
-    AllOption,
     ClientTyper,
     Connection,
+    ListCommand,
     ModelArg,
-    PageSizeOption,
-    PageTokenOption,
-    Paging,
     RefArg,
     call_command,
     compare_names,
@@ -34,7 +31,6 @@ from modelregistry.cli.common import (
     usage_error,
     version_ref,
 )
-from modelregistry.cli.errors import EXIT_CODES_HELP
 from modelregistry.cli.parsing import (
     merge_map,
     parse_metrics,
@@ -52,12 +48,8 @@ app = ClientTyper(
         "Add, list, show, update, delete, stage, alias and compare model versions. "
         "A version is named as " + REF_HELP
     ),
-    epilog=EXIT_CODES_HELP,
-    no_args_is_help=True,
 )
-alias_app = ClientTyper(
-    name="alias", help="Point aliases (e.g. champion) at versions.", no_args_is_help=True
-)
+alias_app = ClientTyper(name="alias", help="Point aliases (e.g. champion) at versions.")
 app.add_typer(alias_app, name="alias")
 
 KV = "KEY=VALUE"
@@ -72,46 +64,27 @@ Metrics = Annotated[
 Labels = Annotated[
     list[str] | None, typer.Option("--label", "-l", metavar=KV, help="A label; repeat.")
 ]
-RunId = Annotated[
-    str | None, typer.Option("--run-id", help="Experiment run id.", rich_help_panel="Lineage")
-]
-SourceUri = Annotated[
-    str | None,
-    typer.Option("--source-uri", help="Code repository URI.", rich_help_panel="Lineage"),
-]
-Commit = Annotated[
-    str | None, typer.Option("--commit", help="Commit id or tag.", rich_help_panel="Lineage")
-]
-EntryPoint = Annotated[
-    str | None,
-    typer.Option("--entry-point", help="Script or module that ran.", rich_help_panel="Lineage"),
-]
+
+
+def _lineage_option(flag: str, help_text: str, metavar: str | None = None) -> Any:
+    return typer.Option(flag, metavar=metavar, help=help_text, rich_help_panel="Lineage")
+
+
+RunId = Annotated[str | None, _lineage_option("--run-id", "Experiment run id.")]
+SourceUri = Annotated[str | None, _lineage_option("--source-uri", "Code repository URI.")]
+Commit = Annotated[str | None, _lineage_option("--commit", "Commit id or tag.")]
+EntryPoint = Annotated[str | None, _lineage_option("--entry-point", "Script or module that ran.")]
 DerivedFrom = Annotated[
     str | None,
-    typer.Option(
-        "--derived-from",
-        metavar="MODEL/VERSION",
-        help="The version this one was derived from.",
-        rich_help_panel="Lineage",
-    ),
+    _lineage_option("--derived-from", "The version this one was derived from.", "MODEL/VERSION"),
 ]
 TrainingData = Annotated[
     list[str] | None,
-    typer.Option(
-        "--training-data",
-        metavar="NAME[=URI]",
-        help="A training data set; repeat.",
-        rich_help_panel="Lineage",
-    ),
+    _lineage_option("--training-data", "A training data set; repeat.", "NAME[=URI]"),
 ]
 EvaluationData = Annotated[
     list[str] | None,
-    typer.Option(
-        "--evaluation-data",
-        metavar="NAME[=URI]",
-        help="An evaluation data set; repeat.",
-        rich_help_panel="Lineage",
-    ),
+    _lineage_option("--evaluation-data", "An evaluation data set; repeat.", "NAME[=URI]"),
 ]
 SchemaHelp = 'JSON or a JSON file: [{"name": "x", "dtype": "float32", "shape": [-1, 3]}].'
 InputSchema = Annotated[
@@ -222,7 +195,7 @@ def create(
     )
 
 
-@app.command("list")
+@app.command("list", cls=ListCommand)
 def list_(
     ctx: typer.Context,
     model: Annotated[
@@ -230,9 +203,6 @@ def list_(
     ] = "-",
     filter_: FilterOption = "",
     order_by: OrderOption = "",
-    page_size: PageSizeOption = 0,
-    page_token: PageTokenOption = "",
-    all_: AllOption = False,
 ) -> None:
     """List versions of MODEL (newest first), one page or every page with --all."""
     list_command(
@@ -241,7 +211,6 @@ def list_(
         lambda s: s.ListModelVersions,
         rs.ListModelVersionsRequest(parent=model_ref(model), filter=filter_, order_by=order_by),
         "model_versions",
-        Paging(page_size, page_token, all_),
         render.version_list,
     )
 
@@ -385,16 +354,13 @@ def stage(
     )
 
 
-@app.command("history")
+@app.command("history", cls=ListCommand)
 def history(
     ctx: typer.Context,
     ref: Annotated[
         list[str],
         typer.Argument(metavar="MODEL | VERSION_REF", help="A version, or a model for all."),
     ],
-    all_: AllOption = False,
-    page_size: PageSizeOption = 0,
-    page_token: PageTokenOption = "",
 ) -> None:
     """Show the stage moves of a version (or of every version of a model), oldest first."""
     list_command(
@@ -403,7 +369,6 @@ def history(
         lambda s: s.ListStageTransitions,
         rs.ListStageTransitionsRequest(parent=history_parent(ref)),
         "stage_transitions",
-        Paging(page_size, page_token, all_),
         render.transitions,
     )
 
@@ -465,13 +430,10 @@ def alias_delete(
     )
 
 
-@alias_app.command("history")
+@alias_app.command("history", cls=ListCommand)
 def alias_history(
     ctx: typer.Context,
     model: ModelArg,
-    all_: AllOption = False,
-    page_size: PageSizeOption = 0,
-    page_token: PageTokenOption = "",
 ) -> None:
     """Show how MODEL's aliases moved, oldest first."""
     list_command(
@@ -480,6 +442,5 @@ def alias_history(
         lambda s: s.ListAliasChanges,
         rs.ListAliasChangesRequest(parent=model_ref(model)),
         "alias_changes",
-        Paging(page_size, page_token, all_),
         render.alias_changes,
     )

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from modelregistry.cli.main import app
 
 CONNECTION_OPTIONS = {"--target", "--timeout", "--token", "--json", "--tls-ca", "--tls-cert"}
+PAGING_OPTIONS = {"--page-size", "--page-token", "--all"}
 # Commands that run the server side or talk to PostgreSQL directly: no registry connection.
 SERVER_SIDE = {"serve", "migrate", "dev", "gc", "bootstrap-token", "token"}
 
@@ -44,6 +45,14 @@ def test_every_client_verb_takes_the_connection_options_after_its_name() -> None
     )
     missing = {verb: CONNECTION_OPTIONS - opts for verb, opts in verbs.items()}
     assert {verb: gap for verb, gap in missing.items() if gap} == {}
+
+
+def test_every_list_verb_pages() -> None:
+    lists = {
+        verb: opts for verb, opts in _client_verbs().items() if verb.endswith(("list", "history"))
+    }
+    assert len(lists) == 13
+    assert {verb for verb, opts in lists.items() if not opts >= PAGING_OPTIONS} == set()
 
 
 def test_the_root_command_takes_them_before_any_verb() -> None:
