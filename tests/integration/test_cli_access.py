@@ -238,9 +238,9 @@ async def test_the_bootstrap_command_still_works_beside_the_api(
     assert "`modelreg tokens`" in " ".join(help_text.stdout.replace("│", " ").split())
 
     # The old name, `modelreg token`, still works for one release: the same stdout, and a
-    # note on stderr naming the new one.
+    # note on stderr naming the new one. (--json may come before the verb, as for any other.)
     old = await asyncio.to_thread(
-        runner.invoke, app, ["token", "create", "legacy-ops", "--role", "admin", "--json"]
+        runner.invoke, app, ["--json", "token", "create", "legacy-ops", "--role", "admin"]
     )
     assert old.exit_code == 0, old.output
     assert SECRET.match(json.loads(old.stdout)["token"])

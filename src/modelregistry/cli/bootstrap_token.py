@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
+from modelregistry.cli.common import Connection
 from modelregistry.cli.errors import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_USAGE, fail
 from modelregistry.config import ConfigError, Settings
 from modelregistry.domain.access import Role
@@ -59,6 +60,7 @@ def _old_name_used() -> None:
 
 @app.command("create")
 def create(
+    ctx: typer.Context,
     principal: Annotated[str, typer.Argument(help="Who the token is for, e.g. ci-pipeline.")],
     role: Annotated[str, typer.Option(help="viewer, editor, approver or admin.")] = "viewer",
     model: Annotated[
@@ -77,7 +79,7 @@ def create(
         fail("error: --role must be viewer, editor, approver or admin", EXIT_USAGE)
     expires = timedelta(days=expires_in_days) if expires_in_days is not None else None
     issued = _run(_issue(principal, parsed, model, description, expires))
-    if json_output:
+    if json_output or Connection.of(ctx).json:  # `modelreg --json bootstrap-token create` too
         typer.echo(json.dumps({"token_id": issued.token_id, "token": issued.token}))
     else:
         typer.echo(issued.token)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from modelregistry.cli.common import Connection
 from modelregistry.cli.errors import EXIT_ERROR, EXIT_USAGE, fail
 from modelregistry.config import ConfigError, Settings
 from modelregistry.domain.errors import RegistryError
@@ -21,6 +22,7 @@ def register(app: typer.Typer) -> None:
 
 
 def gc(
+    ctx: typer.Context,
     idle_seconds: Annotated[
         float | None,
         typer.Option(
@@ -44,7 +46,7 @@ def gc(
         report = asyncio.run(_collect(settings, idle))
     except RegistryError as error:
         fail(f"error: {error.reason}: {error}", EXIT_ERROR)
-    if json_output:
+    if json_output or Connection.of(ctx).json:  # `modelreg --json gc` too
         typer.echo(json.dumps(report.as_dict()))
     else:
         typer.echo(
