@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 import grpc
+from google.rpc import error_details_pb2  # type: ignore[import-untyped, unused-ignore]
+from grpc_status import rpc_status
 
 from modelregistry.v1 import registry_service_pb2_grpc
 
@@ -324,6 +326,60 @@ def pages(fetch: Callable[[str], PageT], first_token: str = "") -> Iterator[Page
         token = page.next_page_token
         if not token:
             return
+
+
+# --- error details --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One condition a request broke: a BadRequest field violation (`subject` is the field) or
+    a PreconditionFailure violation (`subject` is what failed it, e.g. a flag's name)."""
+
+    subject: str
+    description: str
+
+
+@dataclass(frozen=True)
+class ErrorDetails:
+    """What the registry says about a failed call beyond its code and message.
+
+    `reason` and `metadata` come from the ErrorInfo detail (`reason` is "" without one);
+    `violations` from the BadRequest and PreconditionFailure details, in the order sent.
+    """
+
+    reason: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    violations: tuple[Violation, ...] = ()
+
+
+def error_details(error: grpc.RpcError) -> ErrorDetails:
+    """The rich status details (google.rpc.Status in the trailers) of a failed call.
+
+    A call without them, or whose trailers disagree with its status, gives empty details:
+    the code and message are then all there is.
+    """
+    try:
+        status: Any = rpc_status.from_call(error)  # type: ignore[arg-type, unused-ignore]
+    except (ValueError, AttributeError):  # mismatched trailers, or not a grpc.Call
+        return ErrorDetails()
+    if status is None:
+        return ErrorDetails()
+    reason, metadata, violations = "", {}, []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            reason, metadata = info.reason, dict(info.metadata)
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad_request = error_details_pb2.BadRequest()
+            detail.Unpack(bad_request)
+            violations += [Violation(v.field, v.description) for v in bad_request.field_violations]
+        elif detail.Is(error_details_pb2.PreconditionFailure.DESCRIPTOR):
+            failure = error_details_pb2.PreconditionFailure()
+            detail.Unpack(failure)
+            violations += [Violation(v.subject, v.description) for v in failure.violations]
+    return ErrorDetails(reason, metadata, tuple(violations))
 
 
 # -- grpc.aio ----------------------------------------------------------------------------

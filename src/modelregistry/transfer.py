@@ -33,8 +33,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import grpc
-from google.rpc import error_details_pb2  # type: ignore[import-untyped, unused-ignore]
-from grpc_status import rpc_status
 
 from modelregistry import client
 from modelregistry.v1 import artifact_pb2, artifact_service_pb2, artifact_service_pb2_grpc
@@ -190,25 +188,8 @@ def _code(error: grpc.RpcError) -> grpc.StatusCode | None:
     return code() if callable(code) else None
 
 
-def _error_info(error: grpc.RpcError, key: str) -> str | None:
-    """ErrorInfo metadata `key` from a call's rich status details, if present."""
-    try:
-        status: Any = rpc_status.from_call(error)  # type: ignore[arg-type, unused-ignore]
-    except (ValueError, AttributeError):
-        return None
-    if status is None:
-        return None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            if key in info.metadata:
-                return str(info.metadata[key])
-    return None
-
-
 def _committed_size(error: grpc.RpcError) -> int | None:
-    value = _error_info(error, "committed_size")
+    value = client.error_details(error).metadata.get("committed_size")
     try:
         return int(value) if value is not None else None
     except ValueError:

@@ -1,5 +1,5 @@
-"""`modelreg tokens|grants|whoami` against a real server, and the DB-direct `modelreg token`
-bootstrap beside them.
+"""`modelreg tokens|grants|whoami` against a real server, and the DB-direct
+`modelreg bootstrap-token` beside them.
 
 CliRunner calls run in a worker thread so that the server on the test's event loop keeps
 serving; the capture of a new secret runs the installed console script, as a shell script would.
@@ -210,7 +210,7 @@ async def test_the_bootstrap_command_still_works_beside_the_api(
     monkeypatch.setenv("MODELREG_DATABASE_URL", migrated_database_url)
     runner = CliRunner()
     created = await asyncio.to_thread(
-        runner.invoke, app, ["token", "create", "ops", "--role", "admin", "--json"]
+        runner.invoke, app, ["bootstrap-token", "create", "ops", "--role", "admin", "--json"]
     )
     assert created.exit_code == 0, created.output
     issued = json.loads(created.stdout)
@@ -222,9 +222,10 @@ async def test_the_bootstrap_command_still_works_beside_the_api(
     listed = await cli_json(t, "tokens", "list", "--principal", "ops", "--token", issued["token"])
     assert [x["name"] for x in listed["tokens"]] == [f"tokens/{issued['token_id']}"]
 
-    revoked = await asyncio.to_thread(runner.invoke, app, ["token", "revoke", issued["token_id"]])
+    revoke = ["bootstrap-token", "revoke", issued["token_id"]]
+    revoked = await asyncio.to_thread(runner.invoke, app, revoke)
     assert revoked.exit_code == 0, revoked.output
-    again = await asyncio.to_thread(runner.invoke, app, ["token", "revoke", issued["token_id"]])
+    again = await asyncio.to_thread(runner.invoke, app, revoke)
     assert again.exit_code == 3, again.output
 
     rows = await helpers.audit_rows(migrated_database_url)
@@ -233,5 +234,14 @@ async def test_the_bootstrap_command_still_works_beside_the_api(
         ("bootstrap", "RevokeToken"),
     ]
     assert issued["token"] not in json.dumps(rows, default=str)
-    help_text = await asyncio.to_thread(runner.invoke, app, ["token", "--help"])
+    help_text = await asyncio.to_thread(runner.invoke, app, ["bootstrap-token", "--help"])
     assert "`modelreg tokens`" in " ".join(help_text.stdout.replace("│", " ").split())
+
+    # The old name, `modelreg token`, still works for one release: the same stdout, and a
+    # note on stderr naming the new one. (--json may come before the verb, as for any other.)
+    old = await asyncio.to_thread(
+        runner.invoke, app, ["--json", "token", "create", "legacy-ops", "--role", "admin"]
+    )
+    assert old.exit_code == 0, old.output
+    assert SECRET.match(json.loads(old.stdout)["token"])
+    assert "`modelreg bootstrap-token`" in old.stderr

@@ -253,6 +253,50 @@ def test_error_line_does_not_repeat_conditions_the_message_states() -> None:
     )
 
 
+def test_error_details_decode_the_reason_its_metadata_and_every_violation() -> None:
+    details = []
+    for message in (
+        error_details_pb2.ErrorInfo(
+            reason="WRONG_OFFSET",
+            domain="modelregistry",
+            metadata={"committed_size": "1048576"},
+        ),
+        error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field="offset", description="not 0")
+            ]
+        ),
+        error_details_pb2.PreconditionFailure(
+            violations=[
+                error_details_pb2.PreconditionFailure.Violation(
+                    type="STATE", subject="", description="the upload is not active"
+                )
+            ]
+        ),
+    ):
+        detail = any_pb2.Any()
+        detail.Pack(message)
+        details.append(detail)
+    status = status_pb2.Status(
+        code=code_pb2.FAILED_PRECONDITION, message="wrong offset", details=details
+    )
+    error = FakeRpcError(grpc.StatusCode.FAILED_PRECONDITION, "wrong offset", status)
+
+    decoded = client.error_details(error)
+
+    assert decoded.reason == "WRONG_OFFSET"
+    assert decoded.metadata == {"committed_size": "1048576"}
+    assert decoded.violations == (
+        client.Violation("offset", "not 0"),
+        client.Violation("", "the upload is not active"),
+    )
+
+
+def test_error_details_of_a_plain_status_are_empty() -> None:
+    decoded = client.error_details(FakeRpcError(grpc.StatusCode.INTERNAL, "internal error"))
+    assert decoded == client.ErrorDetails()
+
+
 def test_error_line_is_one_line() -> None:
     error = FakeRpcError(grpc.StatusCode.INTERNAL, "internal error\nrequest id 7")
     assert errors.format_rpc_error(error) == "error: INTERNAL: internal error request id 7"

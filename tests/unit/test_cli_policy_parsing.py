@@ -7,12 +7,8 @@ from datetime import UTC, datetime
 import pytest
 import typer
 
-from modelregistry.cli.policy_commands import (
-    history_filter,
-    parse_metric_requirement,
-    parse_time,
-    requirement_text,
-)
+from modelregistry.cli.history import history_filter, parse_time
+from modelregistry.cli.policy import parse_metric_requirement, requirement_text
 from modelregistry.v1 import policy_pb2, registry_service_pb2
 
 

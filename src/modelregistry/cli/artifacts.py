@@ -12,10 +12,10 @@ import json as json_module
 import mimetypes
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import grpc
 import typer
@@ -35,28 +35,20 @@ from rich.text import Text
 
 from modelregistry import client, transfer
 from modelregistry.cli.common import (
-    AllOption,
-    JsonOption,
-    PageSizeOption,
-    PageTokenOption,
-    ServiceSession,
+    ClientCommand,
+    ClientTyper,
+    Connection,
+    ListCommand,
+    Paging,
     Session,
-    TargetOption,
-    TimeoutOption,
-    TokenOption,
+    call_command,
     emit,
+    list_command,
     out,
-    service_session,
     usage_error,
     version_ref,
 )
-from modelregistry.cli.errors import (
-    EXIT_CODES_HELP,
-    EXIT_ERROR,
-    EXIT_NOT_FOUND,
-    exit_code_for,
-    format_rpc_error,
-)
+from modelregistry.cli.errors import EXIT_NOT_FOUND, fail, fail_rpc
 from modelregistry.cli.render import human_size
 from modelregistry.v1 import (
     artifact_pb2,
@@ -66,13 +58,9 @@ from modelregistry.v1 import (
 )
 from modelregistry.v1 import registry_service_pb2 as rs
 
-DEFAULT_TIMEOUT = client.DEFAULT_TIMEOUT_S
-
-app = typer.Typer(
+app = ClientTyper(
     name="artifacts",
     help="List, show and delete a version's files (see also `upload` and `download`).",
-    epilog=EXIT_CODES_HELP,
-    no_args_is_help=True,
 )
 
 VersionArg = Annotated[
@@ -100,29 +88,17 @@ NoProgressOption = Annotated[
 # --- shared ---------------------------------------------------------------------------------
 
 
-def _connect(
-    target: str, timeout: float, token: str | None
-) -> AbstractContextManager[ServiceSession[artifact_service_pb2_grpc.ArtifactServiceStub]]:
-    return service_session(target, timeout, token, transfer.artifact_stub)
-
-
-def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    print(" ".join(message.split()), file=sys.stderr)
-    raise typer.Exit(code)
-
-
 @contextmanager
 def _transfer_errors(target: str) -> Iterator[None]:
     """A failed transfer as one line on stderr and the exit code of its cause."""
     try:
         yield
     except grpc.RpcError as error:
-        code = error.code() if isinstance(error, grpc.Call) else None
-        _fail(format_rpc_error(error, target), exit_code_for(code))
+        fail_rpc(error, target)
     except (transfer.TransferError, transfer.UnsafePath) as error:
-        _fail(f"error: {error}")
+        fail(f"error: {error}")
     except OSError as error:
-        _fail(f"error: {error.filename or ''}: {error.strerror or error}")
+        fail(f"error: {error.filename or ''}: {error.strerror or error}")
 
 
 def artifact_name(ref: str) -> str:
@@ -217,6 +193,7 @@ def upload_targets(path: str, files: Sequence[Path]) -> list[tuple[Path, str]]:
 
 
 def upload(
+    ctx: typer.Context,
     version: VersionArg,
     path: Annotated[
         str,
@@ -250,10 +227,6 @@ def upload(
         ),
     ] = False,
     no_progress: NoProgressOption = False,
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """Upload FILEs into a version in DEVELOPMENT, one after another, resuming broken streams.
 
@@ -264,9 +237,10 @@ def upload(
     name = version_ref([version], "VERSION")
     pairs = upload_targets(path, files)
     uploaded: list[artifact_pb2.Artifact] = []
+    connection = Connection.of(ctx)
     with (
-        _connect(target, timeout, token) as conn,
-        _transfer_errors(target),
+        connection.open(artifact_service_pb2_grpc.ArtifactServiceStub) as api,
+        _transfer_errors(connection.target),
         _Bars(not no_progress) as bars,
     ):
         for local, dest in pairs:
@@ -274,7 +248,7 @@ def upload(
             hashing = None if no_digest else bars.task(f"hash {dest}", size)
             sending = bars.task(f"upload {dest}", size)
             artifact = transfer.upload_file(
-                conn.service,
+                api.stub,
                 name,
                 dest,
                 local,
@@ -282,11 +256,11 @@ def upload(
                 declare_sha256=not no_digest,
                 progress=sending,
                 hash_progress=hashing,
-                timeout=timeout,
+                timeout=connection.timeout,
             )
             uploaded.append(artifact)
     result = artifact_service_pb2.ListArtifactsResponse(artifacts=uploaded)
-    emit(result, json, lambda console: _artifact_table(console, uploaded))
+    emit(result, connection.json, lambda console: _artifact_table(console, uploaded))
 
 
 # --- download -------------------------------------------------------------------------------
@@ -308,6 +282,7 @@ def select(entries: Sequence[_Wanted], path: str | None) -> list[_Wanted]:
 
 
 def download(
+    ctx: typer.Context,
     version: VersionArg,
     path: Annotated[
         str | None,
@@ -325,10 +300,6 @@ def download(
         typer.Option("--streams", min=1, max=32, help="Parallel ranges for files above 64 MiB."),
     ] = transfer.DEFAULT_STREAMS,
     no_progress: NoProgressOption = False,
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """Download a version's files into DIR, keeping their relative paths, and verify them.
 
@@ -338,13 +309,16 @@ def download(
     verified. Paths that would land outside DIR are refused before anything is written.
     """
     name = version_ref([version], "VERSION")
-    with _connect(target, timeout, token) as conn, _transfer_errors(target):
-        s = conn.session
-        found = s.call(s.stub.GetModelVersion, rs.GetModelVersionRequest(name=name))
+    connection = Connection.of(ctx)
+    with (
+        connection.open(artifact_service_pb2_grpc.ArtifactServiceStub) as api,
+        _transfer_errors(connection.target),
+    ):
+        found = api.call(api.registry.GetModelVersion, rs.GetModelVersionRequest(name=name))
         if found.manifest:
             digest = transfer.manifest_digest(found.manifest)
             if digest != found.manifest_digest:
-                _fail(
+                fail(
                     f"error: the manifest of {found.name} does not match its digest "
                     f"({digest} computed, {found.manifest_digest} given)"
                 )
@@ -356,16 +330,16 @@ def download(
                     "open): it has no manifest, each file is checked against its own SHA-256",
                     file=sys.stderr,
                 )
-            entries = [_Wanted(a.path, a.size_bytes, "") for a in _list_all(s, conn, found.name)]
+            entries = [_Wanted(a.path, a.size_bytes, "") for a in _list_all(api, found.name)]
         wanted = select(entries, path)
         if not wanted and path is not None:
-            _fail(f"error: no artifact {path!r} in {found.name}", EXIT_NOT_FOUND)
+            fail(f"error: no artifact {path!r} in {found.name}", EXIT_NOT_FOUND)
         destinations = [transfer.safe_destination(out_dir, w.path) for w in wanted]
         files: list[dict[str, Any]] = []
         with _Bars(not no_progress) as bars:
             for w, dest in zip(wanted, destinations, strict=True):
                 artifact = transfer.download_file(
-                    conn.service,
+                    api.stub,
                     f"{found.name}/artifacts/{w.path}",
                     dest,
                     streams=streams,
@@ -381,7 +355,7 @@ def download(
                     }
                 )
     verified = bool(found.manifest)
-    if json:
+    if connection.json:
         document = {
             "modelVersion": found.name,
             "manifestDigest": found.manifest_digest,
@@ -411,15 +385,13 @@ def download(
 
 
 def _list_all(
-    s: Session, conn: ServiceSession[artifact_service_pb2_grpc.ArtifactServiceStub], parent: str
+    api: Session[artifact_service_pb2_grpc.ArtifactServiceStub], parent: str
 ) -> list[artifact_pb2.Artifact]:
-    merged: artifact_service_pb2.ListArtifactsResponse = s.list_pages(
-        conn.service.ListArtifacts,
-        lambda token: artifact_service_pb2.ListArtifactsRequest(
-            parent=parent, page_size=1000, page_token=token
-        ),
+    merged: artifact_service_pb2.ListArtifactsResponse = api.list_pages(
+        api.stub.ListArtifacts,
+        artifact_service_pb2.ListArtifactsRequest(parent=parent),
         "artifacts",
-        True,
+        Paging(page_size=1000, all_pages=True),
     )
     return list(merged.artifacts)
 
@@ -427,92 +399,75 @@ def _list_all(
 # --- artifacts list / get / delete ------------------------------------------------------------
 
 
-@app.command("list")
+@app.command("list", cls=ListCommand)
 def list_(
+    ctx: typer.Context,
     version: VersionArg,
-    page_size: PageSizeOption = 0,
-    page_token: PageTokenOption = "",
-    all_: AllOption = False,
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """List a version's files by path (one page, or every page with --all)."""
-    parent = version_ref([version], "VERSION")
-    with _connect(target, timeout, token) as conn:
-        merged: artifact_service_pb2.ListArtifactsResponse = conn.session.list_pages(
-            conn.service.ListArtifacts,
-            lambda token: artifact_service_pb2.ListArtifactsRequest(
-                parent=parent, page_size=page_size, page_token=token
-            ),
-            "artifacts",
-            all_,
-            page_token,
-        )
+    list_command(
+        ctx,
+        artifact_service_pb2_grpc.ArtifactServiceStub,
+        lambda s: s.ListArtifacts,
+        artifact_service_pb2.ListArtifactsRequest(parent=version_ref([version], "VERSION")),
+        "artifacts",
+        _artifact_page,
+    )
 
-    def human(console: Console) -> None:
-        _artifact_table(console, merged.artifacts)
-        if merged.next_page_token:
-            console.print(Text(f"more: --page-token {merged.next_page_token}"))
 
-    emit(merged, json, human)
+def _artifact_page(
+    console: Console, artifacts: Sequence[artifact_pb2.Artifact], next_page_token: str
+) -> None:
+    _artifact_table(console, artifacts)
+    if next_page_token:
+        console.print(Text(f"more: --page-token {next_page_token}"))
 
 
 @app.command("get")
-def get(
-    artifact: ArtifactArg,
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
-) -> None:
+def get(ctx: typer.Context, artifact: ArtifactArg) -> None:
     """Show one file's metadata (size, SHA-256, recognised format)."""
-    name = artifact_name(artifact)
-    with _connect(target, timeout, token) as conn:
-        s = conn.session
-        found = s.call(conn.service.GetArtifact, artifact_service_pb2.GetArtifactRequest(name=name))
+    call_command(
+        ctx,
+        artifact_service_pb2_grpc.ArtifactServiceStub,
+        lambda s: s.GetArtifact,
+        artifact_service_pb2.GetArtifactRequest(name=artifact_name(artifact)),
+        _artifact_detail,
+    )
 
-    def human(console: Console) -> None:
-        table = Table(box=box.SIMPLE, show_header=False)
-        table.add_column(style="bold", no_wrap=True)
-        table.add_column(overflow="fold")
-        rows = [
-            ("name", found.name),
-            ("size", f"{found.size_bytes} bytes ({human_size(found.size_bytes)})"),
-            ("sha256", found.sha256),
-            ("content type", found.content_type),
-            ("format", found.summary.format),
-            *sorted(found.summary.properties.items()),
-        ]
-        for key, value in rows:
-            if value:
-                table.add_row(Text(key), Text(value))
-        console.print(table)
 
-    emit(found, json, human)
+def _artifact_detail(console: Console, found: artifact_pb2.Artifact) -> None:
+    table = Table(box=box.SIMPLE, show_header=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    rows = [
+        ("name", found.name),
+        ("size", f"{found.size_bytes} bytes ({human_size(found.size_bytes)})"),
+        ("sha256", found.sha256),
+        ("content type", found.content_type),
+        ("format", found.summary.format),
+        *sorted(found.summary.properties.items()),
+    ]
+    for key, value in rows:
+        if value:
+            table.add_row(Text(key), Text(value))
+    console.print(table)
 
 
 @app.command("delete")
-def delete(
-    artifact: ArtifactArg,
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
-) -> None:
+def delete(ctx: typer.Context, artifact: ArtifactArg) -> None:
     """Delete a file from a version in DEVELOPMENT."""
     name = artifact_name(artifact)
-    with _connect(target, timeout, token) as conn:
-        s = conn.session
-        empty = s.call(
-            conn.service.DeleteArtifact, artifact_service_pb2.DeleteArtifactRequest(name=name)
-        )
-    emit(empty, json, lambda console: console.print(Text(f"deleted {name}")))
+    call_command(
+        ctx,
+        artifact_service_pb2_grpc.ArtifactServiceStub,
+        lambda s: s.DeleteArtifact,
+        artifact_service_pb2.DeleteArtifactRequest(name=name),
+        lambda console, _: console.print(Text(f"deleted {name}")),
+    )
 
 
 def register(app_: typer.Typer) -> None:
     """Add `upload`, `download` and the `artifacts` group to the top-level app."""
-    app_.command("upload")(upload)
-    app_.command("download")(download)
+    app_.command("upload", cls=ClientCommand)(upload)
+    app_.command("download", cls=ClientCommand)(download)
     app_.add_typer(app, name="artifacts")

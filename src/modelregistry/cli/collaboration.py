@@ -8,69 +8,46 @@ All three hang off a version, named as in `versions` (VERSION_REF): `MODEL/VERSI
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 
-from modelregistry import client
 from modelregistry.cli import collaboration_render as render
 from modelregistry.cli.common import (
-    AllOption,
-    JsonOption,
-    PageSizeOption,
-    PageTokenOption,
-    ServiceSession,
-    TargetOption,
-    TimeoutOption,
-    TokenOption,
-    emit,
-    service_session,
+    ClientTyper,
+    ListCommand,
+    RefArg,
+    call_command,
+    list_command,
     usage_error,
     version_ref,
 )
-from modelregistry.cli.errors import EXIT_CODES_HELP
+from modelregistry.cli.parsing import parse_choice
 from modelregistry.v1 import collaboration_pb2 as co
 from modelregistry.v1 import collaboration_service_pb2 as cs
 from modelregistry.v1.collaboration_service_pb2_grpc import CollaborationServiceStub
 
-DEFAULT_TIMEOUT = client.DEFAULT_TIMEOUT_S
-REF_HELP = "MODEL/VERSION, MODEL VERSION, or models/MODEL/versions/VERSION (number or alias)."
-
-comments_app = typer.Typer(
+comments_app = ClientTyper(
     name="comments",
     help="Discuss a version: add comments and replies, list threads, delete comments.",
-    epilog=EXIT_CODES_HELP,
-    no_args_is_help=True,
 )
-flags_app = typer.Typer(
+flags_app = ClientTyper(
     name="flags",
     help=(
         "Raise, list and resolve flags on a version. An OPEN flag blocks promotion to PRODUCTION."
     ),
-    epilog=EXIT_CODES_HELP,
-    no_args_is_help=True,
 )
-deployments_app = typer.Typer(
+deployments_app = ClientTyper(
     name="deployments",
     help="Record where a version is deployed, list its history and change a deployment's status.",
-    epilog=EXIT_CODES_HELP,
-    no_args_is_help=True,
 )
 
-RefArg = Annotated[list[str], typer.Argument(metavar="VERSION_REF", help=REF_HELP)]
 RequestIdOption = Annotated[
     str, typer.Option("--request-id", help="Makes a retried call safe (a UUID).")
 ]
 
 
 # --- shared ---------------------------------------------------------------------------------
-
-
-def _connect(
-    target: str, timeout: float, token: str | None
-) -> AbstractContextManager[ServiceSession[CollaborationServiceStub]]:
-    return service_session(target, timeout, token, CollaborationServiceStub)
 
 
 def child_name(ref: str, collection: str, param_hint: str) -> str:
@@ -89,17 +66,6 @@ def child_name(ref: str, collection: str, param_hint: str) -> str:
         f"models/MODEL/versions/VERSION/{collection}/ID",
         param_hint,
     )
-
-
-EnumT = TypeVar("EnumT")
-
-
-def _choice(raw: str, choices: dict[str, EnumT], prefix: str, param_hint: str) -> EnumT:
-    """`high`, `HIGH` or `FLAG_SEVERITY_HIGH` → the enum value; anything else is exit 2."""
-    key = raw.strip().lower().removeprefix(prefix)
-    if key not in choices:
-        raise typer.BadParameter(f"{raw!r}: use one of {', '.join(choices)}", param_hint=param_hint)
-    return choices[key]
 
 
 _SEVERITIES: dict[str, co.FlagSeverity.ValueType] = {
@@ -121,15 +87,15 @@ _DEPLOYMENT_STATUSES: dict[str, co.DeploymentStatus.ValueType] = {
 
 
 def parse_severity(raw: str) -> co.FlagSeverity.ValueType:
-    return _choice(raw, _SEVERITIES, "flag_severity_", "--severity")
+    return parse_choice(raw, _SEVERITIES, "flag_severity_", "--severity")
 
 
 def parse_flag_state(raw: str) -> co.FlagState.ValueType:
-    return _choice(raw, _FLAG_STATES, "flag_state_", "--state")
+    return parse_choice(raw, _FLAG_STATES, "flag_state_", "--state")
 
 
 def parse_deployment_status(raw: str, param_hint: str) -> co.DeploymentStatus.ValueType:
-    return _choice(raw, _DEPLOYMENT_STATUSES, "deployment_status_", param_hint)
+    return parse_choice(raw, _DEPLOYMENT_STATUSES, "deployment_status_", param_hint)
 
 
 # --- comments -------------------------------------------------------------------------------
@@ -137,6 +103,7 @@ def parse_deployment_status(raw: str, param_hint: str) -> co.DeploymentStatus.Va
 
 @comments_app.command("add")
 def comments_add(
+    ctx: typer.Context,
     args: Annotated[
         list[str],
         typer.Argument(metavar="VERSION_REF BODY", help="The version, then the comment text."),
@@ -151,10 +118,6 @@ def comments_add(
         ),
     ] = None,
     request_id: RequestIdOption = "",
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """Comment on a version, or reply to a comment: `comments add llama/3 "looks good"`."""
     if len(args) < 2:
@@ -167,43 +130,34 @@ def comments_add(
         else:
             comment.parent_comment = f"{parent}/comments/{reply_to}"
     request = cs.CreateCommentRequest(parent=parent, comment=comment, request_id=request_id)
-    with _connect(target, timeout, token) as conn:
-        created = conn.session.call(conn.service.CreateComment, request)
-    emit(created, json, lambda console: render.comment_added(console, created))
+    call_command(
+        ctx,
+        CollaborationServiceStub,
+        lambda s: s.CreateComment,
+        request,
+        render.comment_added,
+    )
 
 
-@comments_app.command("list")
+@comments_app.command("list", cls=ListCommand)
 def comments_list(
+    ctx: typer.Context,
     ref: RefArg,
-    all_: AllOption = False,
-    page_size: PageSizeOption = 0,
-    page_token: PageTokenOption = "",
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """Show a version's comments as threads (replies under what they answer), oldest first."""
-    parent = version_ref(ref)
-    with _connect(target, timeout, token) as conn:
-        merged: cs.ListCommentsResponse = conn.session.list_pages(
-            conn.service.ListComments,
-            lambda page: cs.ListCommentsRequest(
-                parent=parent, page_size=page_size, page_token=page
-            ),
-            "comments",
-            all_,
-            page_token,
-        )
-    emit(
-        merged,
-        json,
-        lambda c: render.comment_list(c, merged.comments, merged.next_page_token),
+    list_command(
+        ctx,
+        CollaborationServiceStub,
+        lambda s: s.ListComments,
+        cs.ListCommentsRequest(parent=version_ref(ref)),
+        "comments",
+        render.comment_list,
     )
 
 
 @comments_app.command("edit")
 def comments_edit(
+    ctx: typer.Context,
     comment: Annotated[
         str,
         typer.Argument(
@@ -212,21 +166,22 @@ def comments_edit(
         ),
     ],
     body: Annotated[str, typer.Argument(help="The new text.")],
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """Replace the text of a comment you wrote (admins may edit any)."""
     name = child_name(comment, "comments", "COMMENT_NAME")
     request = cs.UpdateCommentRequest(comment=co.Comment(name=name, body=body))
-    with _connect(target, timeout, token) as conn:
-        updated = conn.session.call(conn.service.UpdateComment, request)
-    emit(updated, json, lambda console: console.print(f"edited {updated.name}", markup=False))
+    call_command(
+        ctx,
+        CollaborationServiceStub,
+        lambda s: s.UpdateComment,
+        request,
+        lambda console, updated: console.print(f"edited {updated.name}", markup=False),
+    )
 
 
 @comments_app.command("delete")
 def comments_delete(
+    ctx: typer.Context,
     comment: Annotated[
         str,
         typer.Argument(
@@ -234,16 +189,16 @@ def comments_delete(
             help="MODEL/VERSION/ID or models/MODEL/versions/VERSION/comments/ID.",
         ),
     ],
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """Delete a comment you wrote (admins may delete any), unless others reply to it."""
     name = child_name(comment, "comments", "COMMENT_NAME")
-    with _connect(target, timeout, token) as conn:
-        empty = conn.session.call(conn.service.DeleteComment, cs.DeleteCommentRequest(name=name))
-    emit(empty, json, lambda console: console.print(f"deleted {name}", markup=False))
+    call_command(
+        ctx,
+        CollaborationServiceStub,
+        lambda s: s.DeleteComment,
+        cs.DeleteCommentRequest(name=name),
+        lambda console, _: console.print(f"deleted {name}", markup=False),
+    )
 
 
 # --- flags ----------------------------------------------------------------------------------
@@ -251,6 +206,7 @@ def comments_delete(
 
 @flags_app.command("raise")
 def flags_raise(
+    ctx: typer.Context,
     ref: RefArg,
     severity: Annotated[
         str,
@@ -258,22 +214,23 @@ def flags_raise(
     ],
     reason: Annotated[str, typer.Option("--reason", help="What is wrong.")],
     request_id: RequestIdOption = "",
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """Flag a version; while the flag is OPEN the version cannot move to PRODUCTION."""
     parent = version_ref(ref)
     flag = co.Flag(severity=parse_severity(severity), reason=reason)
     request = cs.CreateFlagRequest(parent=parent, flag=flag, request_id=request_id)
-    with _connect(target, timeout, token) as conn:
-        created = conn.session.call(conn.service.CreateFlag, request)
-    emit(created, json, lambda console: render.flag_detail(console, created))
+    call_command(
+        ctx,
+        CollaborationServiceStub,
+        lambda s: s.CreateFlag,
+        request,
+        render.flag_detail,
+    )
 
 
-@flags_app.command("list")
+@flags_app.command("list", cls=ListCommand)
 def flags_list(
+    ctx: typer.Context,
     ref: RefArg,
     state: Annotated[
         str | None,
@@ -281,32 +238,23 @@ def flags_list(
             "--state", metavar="open|resolved", help="Only these flags.", show_default=False
         ),
     ] = None,
-    all_: AllOption = False,
-    page_size: PageSizeOption = 0,
-    page_token: PageTokenOption = "",
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """List a version's flags, oldest first."""
     parent = version_ref(ref)
     wanted = co.FLAG_STATE_UNSPECIFIED if state is None else parse_flag_state(state)
-    with _connect(target, timeout, token) as conn:
-        merged: cs.ListFlagsResponse = conn.session.list_pages(
-            conn.service.ListFlags,
-            lambda page: cs.ListFlagsRequest(
-                parent=parent, state=wanted, page_size=page_size, page_token=page
-            ),
-            "flags",
-            all_,
-            page_token,
-        )
-    emit(merged, json, lambda c: render.flag_list(c, merged.flags, merged.next_page_token))
+    list_command(
+        ctx,
+        CollaborationServiceStub,
+        lambda s: s.ListFlags,
+        cs.ListFlagsRequest(parent=parent, state=wanted),
+        "flags",
+        render.flag_list,
+    )
 
 
 @flags_app.command("resolve")
 def flags_resolve(
+    ctx: typer.Context,
     flag: Annotated[
         str,
         typer.Argument(
@@ -314,17 +262,17 @@ def flags_resolve(
         ),
     ],
     resolution: Annotated[str, typer.Option("--resolution", help="Why it no longer stands.")],
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """Resolve an OPEN flag, recording why."""
     name = child_name(flag, "flags", "FLAG_NAME")
     request = cs.ResolveFlagRequest(name=name, resolution=resolution)
-    with _connect(target, timeout, token) as conn:
-        resolved = conn.session.call(conn.service.ResolveFlag, request)
-    emit(resolved, json, lambda console: render.flag_detail(console, resolved))
+    call_command(
+        ctx,
+        CollaborationServiceStub,
+        lambda s: s.ResolveFlag,
+        request,
+        render.flag_detail,
+    )
 
 
 # --- deployments ----------------------------------------------------------------------------
@@ -334,6 +282,7 @@ StatusMetavar = "pending|active|failed|retired"
 
 @deployments_app.command("record")
 def deployments_record(
+    ctx: typer.Context,
     ref: RefArg,
     environment: Annotated[
         str, typer.Option("--environment", metavar="ENV", help="Where it runs, e.g. prod-eu.")
@@ -351,10 +300,6 @@ def deployments_record(
         ),
     ] = None,
     request_id: RequestIdOption = "",
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """Record that a version was deployed to an environment."""
     parent = version_ref(ref)
@@ -364,43 +309,34 @@ def deployments_record(
     request = cs.CreateDeploymentRequest(
         parent=parent, deployment=deployment, request_id=request_id
     )
-    with _connect(target, timeout, token) as conn:
-        created = conn.session.call(conn.service.CreateDeployment, request)
-    emit(created, json, lambda console: render.deployment_detail(console, created, "recorded"))
+    call_command(
+        ctx,
+        CollaborationServiceStub,
+        lambda s: s.CreateDeployment,
+        request,
+        lambda console, created: render.deployment_detail(console, created, "recorded"),
+    )
 
 
-@deployments_app.command("list")
+@deployments_app.command("list", cls=ListCommand)
 def deployments_list(
+    ctx: typer.Context,
     ref: RefArg,
-    all_: AllOption = False,
-    page_size: PageSizeOption = 0,
-    page_token: PageTokenOption = "",
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """Show a version's deployment history, newest first."""
-    parent = version_ref(ref)
-    with _connect(target, timeout, token) as conn:
-        merged: cs.ListDeploymentsResponse = conn.session.list_pages(
-            conn.service.ListDeployments,
-            lambda page: cs.ListDeploymentsRequest(
-                parent=parent, page_size=page_size, page_token=page
-            ),
-            "deployments",
-            all_,
-            page_token,
-        )
-    emit(
-        merged,
-        json,
-        lambda c: render.deployment_list(c, merged.deployments, merged.next_page_token),
+    list_command(
+        ctx,
+        CollaborationServiceStub,
+        lambda s: s.ListDeployments,
+        cs.ListDeploymentsRequest(parent=version_ref(ref)),
+        "deployments",
+        render.deployment_list,
     )
 
 
 @deployments_app.command("status")
 def deployments_status(
+    ctx: typer.Context,
     deployment: Annotated[
         str,
         typer.Argument(
@@ -409,19 +345,19 @@ def deployments_status(
         ),
     ],
     status: Annotated[str, typer.Argument(metavar="STATUS", help=StatusMetavar + ".")],
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """Change a deployment's status (RETIRED is final)."""
     name = child_name(deployment, "deployments", "DEPLOYMENT_NAME")
     request = cs.UpdateDeploymentStatusRequest(
         name=name, status=parse_deployment_status(status, "STATUS")
     )
-    with _connect(target, timeout, token) as conn:
-        updated = conn.session.call(conn.service.UpdateDeploymentStatus, request)
-    emit(updated, json, lambda console: render.deployment_detail(console, updated, "updated"))
+    call_command(
+        ctx,
+        CollaborationServiceStub,
+        lambda s: s.UpdateDeploymentStatus,
+        request,
+        lambda console, updated: render.deployment_detail(console, updated, "updated"),
+    )
 
 
 def register(app_: typer.Typer) -> None:

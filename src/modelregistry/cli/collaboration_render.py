@@ -8,26 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rich import box
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
-from modelregistry.cli.render import _footer, _row, _short, when
+from modelregistry.cli.render import add_row, list_table, page_footer, shorten, when
 from modelregistry.client import short_version
 from modelregistry.v1 import collaboration_pb2 as co
 
 _BODY_WIDTH = 60
 _INDENT = "  "
-# Free text gives way when the terminal is narrow; ids, states and times never wrap.
-_WRAPPING_COLUMNS = frozenset({"BODY", "REASON", "ENDPOINT"})
-
-
-def _table(*columns: str) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
-    for column in columns:
-        table.add_column(column, overflow="fold", no_wrap=column not in _WRAPPING_COLUMNS)
-    return table
 
 
 def resource_id(name: str) -> str:
@@ -86,18 +75,18 @@ def comment_threads(comments: Sequence[co.Comment]) -> list[tuple[int, co.Commen
 
 
 def comment_list(console: Console, comments: Sequence[co.Comment], next_page_token: str) -> None:
-    table = _table("COMMENT", "AUTHOR", "CREATED", "BODY")
+    table = list_table("COMMENT", "AUTHOR", "CREATED", "BODY")
     for depth, c in comment_threads(comments):
         marker = _INDENT * (depth - 1) + "└ " if depth else ""
-        _row(
+        add_row(
             table,
             marker + resource_id(c.name),
             c.author,
             when(c.create_time),
-            _INDENT * depth + _short(c.body, _BODY_WIDTH),
+            _INDENT * depth + shorten(c.body, _BODY_WIDTH),
         )
     console.print(table)
-    _footer(console, len(comments), "comment", next_page_token)
+    page_footer(console, len(comments), "comment", next_page_token)
 
 
 def comment_added(console: Console, c: co.Comment) -> None:
@@ -110,19 +99,19 @@ def comment_added(console: Console, c: co.Comment) -> None:
 
 def flag_list(console: Console, flags: Sequence[co.Flag], next_page_token: str) -> None:
     # The resolution stays in --json (and `flags resolve`'s output): the reason needs the width.
-    table = _table("FLAG", "STATE", "SEVERITY", "RAISED BY", "CREATED", "REASON")
+    table = list_table("FLAG", "STATE", "SEVERITY", "RAISED BY", "CREATED", "REASON")
     for f in flags:
-        _row(
+        add_row(
             table,
             resource_id(f.name),
             flag_state_label(f.state),
             severity_label(f.severity),
             f.raised_by,
             when(f.create_time),
-            _short(f.reason),
+            shorten(f.reason),
         )
     console.print(table)
-    _footer(console, len(flags), "flag", next_page_token)
+    page_footer(console, len(flags), "flag", next_page_token)
 
 
 def flag_detail(console: Console, f: co.Flag) -> None:
@@ -142,9 +131,9 @@ def deployment_list(
     console: Console, deployments: Sequence[co.Deployment], next_page_token: str
 ) -> None:
     # Who recorded it and when stay in --json: the endpoint needs the width.
-    table = _table("DEPLOYMENT", "ENVIRONMENT", "STATUS", "UPDATED", "ENDPOINT")
+    table = list_table("DEPLOYMENT", "ENVIRONMENT", "STATUS", "UPDATED", "ENDPOINT")
     for d in deployments:
-        _row(
+        add_row(
             table,
             resource_id(d.name),
             d.environment,
@@ -153,7 +142,7 @@ def deployment_list(
             d.endpoint,
         )
     console.print(table)
-    _footer(console, len(deployments), "deployment", next_page_token)
+    page_footer(console, len(deployments), "deployment", next_page_token)
 
 
 def deployment_detail(console: Console, d: co.Deployment, verb: str) -> None:

@@ -1,24 +1,48 @@
-"""What every client verb shares: connection options, the call wrapper, JSON and rich output."""
+"""What every client verb shares: the connection options, the call and list bodies, output.
+
+The connection options (--target, --timeout, --token, --json and --tls-*) are declared once, by
+`connection_options`: as the root command's callback it puts them in `typer.Context.obj` as a
+`Connection`, and every client verb (a `ClientCommand`, which is what a `ClientTyper` makes)
+accepts the same options after the verb too, where a value given wins over the root's. So
+`modelreg --target X models list` and `modelreg models list --target X` both work.
+"""
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any, Generic, Protocol, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar
 
 import grpc
 import typer
+import typer.main
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from rich.console import Console
+from typer.core import TyperCommand
+from typer.models import CommandFunctionType
 
 from modelregistry import client
-from modelregistry.cli.errors import exit_code_for, format_rpc_error
+from modelregistry.cli.errors import EXIT_CODES_HELP, fail_rpc
 from modelregistry.v1 import registry_service_pb2_grpc
+
+
+def _pem_option(flag: str, envvar: str, help_text: str) -> Any:
+    return typer.Option(
+        flag,
+        envvar=envvar,
+        metavar="PEM",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        help=help_text,
+        show_default=False,
+        rich_help_panel="Connection",
+    )
+
 
 TargetOption = Annotated[
     str,
@@ -32,10 +56,7 @@ TargetOption = Annotated[
 TimeoutOption = Annotated[
     float,
     typer.Option(
-        "--timeout",
-        min=0.1,
-        help="Seconds each call may take.",
-        rich_help_panel="Connection",
+        "--timeout", min=0.1, help="Seconds each call may take.", rich_help_panel="Connection"
     ),
 ]
 TokenOption = Annotated[
@@ -50,45 +71,21 @@ TokenOption = Annotated[
 ]
 TlsCaOption = Annotated[
     Path | None,
-    typer.Option(
+    _pem_option(
         "--tls-ca",
-        envvar=client.TLS_CA_ENV,
-        metavar="PEM",
-        exists=True,
-        dir_okay=False,
-        readable=True,
-        help="Speak TLS, trusting the CA certificates in this PEM file for the server's.",
-        show_default=False,
-        rich_help_panel="Connection",
+        client.TLS_CA_ENV,
+        "Speak TLS, trusting the CA certificates in this PEM file for the server's.",
     ),
 ]
 TlsCertOption = Annotated[
     Path | None,
-    typer.Option(
-        "--tls-cert",
-        envvar=client.TLS_CERT_ENV,
-        metavar="PEM",
-        exists=True,
-        dir_okay=False,
-        readable=True,
-        help="Client certificate for mutual TLS (with --tls-key).",
-        show_default=False,
-        rich_help_panel="Connection",
+    _pem_option(
+        "--tls-cert", client.TLS_CERT_ENV, "Client certificate for mutual TLS (with --tls-key)."
     ),
 ]
 TlsKeyOption = Annotated[
     Path | None,
-    typer.Option(
-        "--tls-key",
-        envvar=client.TLS_KEY_ENV,
-        metavar="PEM",
-        exists=True,
-        dir_okay=False,
-        readable=True,
-        help="Private key of --tls-cert (unencrypted PEM).",
-        show_default=False,
-        rich_help_panel="Connection",
-    ),
+    _pem_option("--tls-key", client.TLS_KEY_ENV, "Private key of --tls-cert (unencrypted PEM)."),
 ]
 JsonOption = Annotated[
     bool,
@@ -99,9 +96,13 @@ PageTokenOption = Annotated[
     str, typer.Option("--page-token", help="Continue from a previous page.", show_default=False)
 ]
 AllOption = Annotated[bool, typer.Option("--all", help="Follow next_page_token to the end.")]
+REF_HELP = "MODEL/VERSION, MODEL VERSION, or models/MODEL/versions/VERSION (number or alias)."
+ModelArg = Annotated[str, typer.Argument(metavar="MODEL", help="`name` or `models/name`.")]
+RefArg = Annotated[list[str], typer.Argument(metavar="VERSION_REF", help=REF_HELP)]
 
 RequestT = TypeVar("RequestT", contravariant=True)
 ResponseT = TypeVar("ResponseT", covariant=True)
+StubT = TypeVar("StubT")
 
 
 class _Unary(Protocol[RequestT, ResponseT]):
@@ -112,124 +113,265 @@ class _Page(Protocol):
     next_page_token: str
 
 
+class _PageRequest(Protocol):
+    page_size: int
+    page_token: str
+
+
 PageT = TypeVar("PageT", bound=_Page)
+PageRequestT = TypeVar("PageRequestT", bound=_PageRequest)
+
+
+# --- the connection ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where and how a client verb calls the registry, and whether it prints JSON."""
+
+    target: str = client.DEFAULT_TARGET
+    timeout: float = client.DEFAULT_TIMEOUT_S
+    token: str | None = None
+    json: bool = False
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @classmethod
+    def of(cls, ctx: typer.Context) -> Connection:
+        """The invocation's connection; the defaults when no root command made one (a group
+        invoked on its own, as unit tests do)."""
+        found = ctx.find_object(cls)
+        return found if found is not None else cls()
+
+    def tls(self) -> client.TlsFiles | None:
+        """The --tls-* options as client.TlsFiles; None (read MODELREG_TLS_*) when none is set.
+        $MODELREG_TLS_SERVER_NAME overrides the name checked against the server certificate."""
+        if self.tls_ca is None and self.tls_cert is None and self.tls_key is None:
+            return None
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise usage_error(
+                "--tls-cert and --tls-key go together: give both or neither",
+                "--tls-cert / --tls-key",
+            )
+        return client.TlsFiles(
+            ca_file=str(self.tls_ca) if self.tls_ca is not None else None,
+            cert_file=str(self.tls_cert) if self.tls_cert is not None else None,
+            key_file=str(self.tls_key) if self.tls_key is not None else None,
+            server_name=os.environ.get(client.TLS_SERVER_NAME_ENV) or None,
+        )
+
+    @contextmanager
+    def open(
+        self, make_stub: Callable[[grpc.Channel], StubT], options: Sequence[tuple[str, Any]] = ()
+    ) -> Iterator[Session[StubT]]:
+        """A channel to the registry and the stub `make_stub` makes on it, closed on exit.
+
+        An unusable TLS file is a usage error (exit 2).
+        """
+        try:
+            channel = client.connect(self.target, token=self.token, tls=self.tls(), options=options)
+        except client.TlsFilesError as error:
+            raise usage_error(str(error), "--tls-ca / --tls-cert / --tls-key") from None
+        try:
+            yield Session(self.target, self.timeout, make_stub(channel), client.registry(channel))
+        finally:
+            channel.close()
+
+
+def connection_options(
+    ctx: typer.Context,
+    target: TargetOption = client.DEFAULT_TARGET,
+    timeout: TimeoutOption = client.DEFAULT_TIMEOUT_S,
+    token: TokenOption = None,
+    json: JsonOption = False,
+    tls_ca: TlsCaOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+) -> None:
+    """Options for the connection of every client verb (each may also follow the verb)."""
+    ctx.obj = Connection(target, timeout, token, json, tls_ca, tls_cert, tls_key)
+
+
+def paging_options(
+    page_size: PageSizeOption = 0, page_token: PageTokenOption = "", all_: AllOption = False
+) -> None:
+    """The options of every list verb (ListCommand adds them; list_command reads them)."""
+
+
+def _parameters_of(options: Callable[..., None]) -> list[Any]:
+    # The click parameters typer makes of a function's options, for a verb to add to its own.
+    template = typer.Typer(add_completion=False)
+    template.command()(options)
+    return list(typer.main.get_command(template).params)
+
+
+_CONNECTION_PARAMETERS = _parameters_of(connection_options)
+_CONNECTION_NAMES = frozenset(str(p.name) for p in _CONNECTION_PARAMETERS)
+_PAGING_PARAMETERS = _parameters_of(paging_options)
+_PAGING = "modelregistry.paging"  # its key in Context.meta
+
+
+class ClientCommand(TyperCommand):
+    """A client verb: it takes the connection options after its name too.
+
+    A value typed after the verb wins over the root command's; one the verb only read from
+    the environment does not (the root read the same variable, unless told otherwise).
+    """
+
+    added_parameters: ClassVar[Sequence[Any]] = _CONNECTION_PARAMETERS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        clash = {str(p.name) for p in self.added_parameters} & {str(p.name) for p in self.params}
+        assert not clash, f"{self.name} declares shared options itself: {sorted(clash)}"
+        self.params.extend(self.added_parameters)
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        given = {name: ctx.params.pop(name) for name in _CONNECTION_NAMES}
+        root = ctx.find_object(Connection)
+        if root is None:  # no root command ran: the verb's own values, defaults and all
+            connection = Connection(**given)
+        else:
+            # typer does not export click's ParameterSource; its member names are stable.
+            typed = {
+                name: value
+                for name, value in given.items()
+                if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+            }
+            connection = replace(root, **typed)
+        connection.tls()  # a half-given certificate and key is a usage error before any call
+        ctx.obj = connection
+        return super().invoke(ctx)
+
+
+class ListCommand(ClientCommand):
+    """A list verb: --page-size, --page-token and --all too, for list_command to follow."""
+
+    added_parameters = (*_PAGING_PARAMETERS, *_CONNECTION_PARAMETERS)
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        ctx.meta[_PAGING] = Paging(
+            ctx.params.pop("page_size"), ctx.params.pop("page_token"), ctx.params.pop("all_")
+        )
+        return super().invoke(ctx)
+
+
+class ClientTyper(typer.Typer):
+    """A group of client verbs: its commands are ClientCommands unless told otherwise, and its
+    help ends with the exit codes."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("epilog", EXIT_CODES_HELP)
+        kwargs.setdefault("no_args_is_help", True)
+        super().__init__(**kwargs)
+
+    def command(
+        self, name: str | None = None, *, cls: type[TyperCommand] | None = None, **kwargs: Any
+    ) -> Callable[[CommandFunctionType], CommandFunctionType]:
+        return super().command(name, cls=cls or ClientCommand, **kwargs)
+
+
+# --- calls ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Paging:
+    """A list verb's --page-size, --page-token and --all."""
+
+    page_size: int = 0
+    page_token: str = ""
+    all_pages: bool = False
 
 
 @dataclass
-class Session:
-    """One CLI invocation's connection; `call` turns a gRPC error into a line and an exit."""
+class Session(Generic[StubT]):
+    """One verb's channel: `stub` (of the service the verb uses) and the registry's beside it.
+
+    `call` turns a gRPC error into one line on stderr and the exit code of its status.
+    """
 
     target: str
     timeout: float
-    stub: registry_service_pb2_grpc.RegistryServiceStub
+    stub: StubT
+    registry: registry_service_pb2_grpc.RegistryServiceStub
 
     def call(self, method: _Unary[RequestT, ResponseT], request: RequestT) -> ResponseT:
         try:
             return method(request, timeout=self.timeout)
         except grpc.RpcError as error:
-            print(format_rpc_error(error, self.target), file=sys.stderr)
-            code = error.code() if isinstance(error, grpc.Call) else None
-            raise typer.Exit(exit_code_for(code)) from None
+            fail_rpc(error, self.target)
 
     def list_pages(
         self,
-        method: _Unary[RequestT, PageT],
-        request_for: Callable[[str], RequestT],
+        method: _Unary[PageRequestT, PageT],
+        request: PageRequestT,
         field: str,
-        all_pages: bool,
-        first_token: str = "",
+        paging: Paging,
     ) -> PageT:
-        """Call a List method from `first_token`: one page, or every page if `all_pages`.
+        """Call a List method with `request` (its filters set) from `paging.page_token`: one
+        page, or every page with `paging.all_pages`.
 
         The result holds the items of the pages read (the repeated `field`) and the
         next_page_token of the last one.
         """
+        request.page_size = paging.page_size
 
         def fetch(token: str) -> PageT:
-            return self.call(method, request_for(token))
+            request.page_token = token
+            return self.call(method, request)
 
         merged: PageT | None = None
-        for page in client.pages(fetch, first_token):
+        for page in client.pages(fetch, paging.page_token):
             if merged is None:
                 merged = type(page)()
             getattr(merged, field).extend(getattr(page, field))
             merged.next_page_token = page.next_page_token
-            if not all_pages:
+            if not paging.all_pages:
                 break
         assert merged is not None  # client.pages yields at least one page
         return merged
 
 
-@contextmanager
-def session(target: str, timeout: float, token: str | None) -> Iterator[Session]:
-    channel = connect(target, token)
-    try:
-        yield Session(target=target, timeout=timeout, stub=client.registry(channel))
-    finally:
-        channel.close()
-
-
-StubT = TypeVar("StubT")
-
-
-@dataclass
-class ServiceSession(Generic[StubT]):
-    """A Session and the stub of one more service, on one channel."""
-
-    session: Session
-    service: StubT
-
-
-@contextmanager
-def service_session(
-    target: str,
-    timeout: float,
-    token: str | None,
+def call_command(
+    ctx: typer.Context,
     make_stub: Callable[[grpc.Channel], StubT],
-    options: Sequence[tuple[str, Any]] = (),
-) -> Iterator[ServiceSession[StubT]]:
-    channel = connect(target, token, options)
-    try:
-        registry = Session(target=target, timeout=timeout, stub=client.registry(channel))
-        yield ServiceSession(registry, make_stub(channel))
-    finally:
-        channel.close()
+    method: Callable[[StubT], _Unary[RequestT, ResponseT]],
+    request: RequestT,
+    human: Callable[[Console, ResponseT], None],
+) -> None:
+    """The body of a verb that makes one call: call, then print the response (--json) or
+    `human(console, response)`."""
+    connection = Connection.of(ctx)
+    with connection.open(make_stub) as api:
+        response = api.call(method(api.stub), request)
+    assert isinstance(response, Message)
+    emit(response, connection.json, lambda console: human(console, response))
 
 
-# Set by the root command's --tls-* options for the verb that runs; None reads MODELREG_TLS_*.
-_tls_options: client.TlsFiles | None = None
-
-
-def use_tls_options(ca: Path | None, cert: Path | None, key: Path | None) -> None:
-    """Make the root command's --tls-* options the TLS settings of every channel opened."""
-    global _tls_options
-    given = ca is not None or cert is not None or key is not None
-    _tls_options = tls_files(ca, cert, key) if given else None
-
-
-def connect(
-    target: str, token: str | None, options: Sequence[tuple[str, Any]] = ()
-) -> grpc.Channel:
-    """`client.connect` with an unusable TLS file reported as a usage error (exit 2)."""
-    try:
-        return client.connect(target, token=token, tls=_tls_options, options=options)
-    except client.TlsFilesError as error:
-        raise usage_error(str(error), "--tls-ca / --tls-cert / --tls-key") from None
-
-
-def tls_files(ca: Path | None, cert: Path | None, key: Path | None) -> client.TlsFiles:
-    """The --tls-* options (whose defaults are the MODELREG_TLS_* variables) as client.TlsFiles;
-    $MODELREG_TLS_SERVER_NAME overrides the name checked against the server certificate."""
-    if (cert is None) != (key is None):
-        raise usage_error(
-            "--tls-cert and --tls-key go together: give both or neither", "--tls-cert / --tls-key"
-        )
-    return client.TlsFiles(
-        ca_file=str(ca) if ca is not None else None,
-        cert_file=str(cert) if cert is not None else None,
-        key_file=str(key) if key is not None else None,
-        server_name=os.environ.get(client.TLS_SERVER_NAME_ENV) or None,
+def list_command(
+    ctx: typer.Context,
+    make_stub: Callable[[grpc.Channel], StubT],
+    method: Callable[[StubT], _Unary[PageRequestT, PageT]],
+    request: PageRequestT,
+    field: str,
+    human: Callable[[Console, Sequence[Any], str], None],
+) -> None:
+    """The body of a list verb (a ListCommand): read the page its paging options ask for (or
+    every page), then print the items (--json) or `human(console, items, next_page_token)`."""
+    connection = Connection.of(ctx)
+    paging = ctx.meta.get(_PAGING, Paging())
+    with connection.open(make_stub) as api:
+        merged = api.list_pages(method(api.stub), request, field, paging)
+    assert isinstance(merged, Message)
+    emit(
+        merged,
+        connection.json,
+        lambda console: human(console, getattr(merged, field), merged.next_page_token),
     )
+
+
+# --- references and output ----------------------------------------------------------------------
 
 
 def usage_error(message: str, param_hint: str | None = None) -> typer.BadParameter:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import NoReturn
 
 import grpc
-from google.rpc import error_details_pb2  # type: ignore[import-untyped, unused-ignore]
-from grpc_status import rpc_status
+import typer
+
+from modelregistry import client
 
 # Stable: scripts test these. Documented in `modelreg --help`; change only with a release note.
 EXIT_OK = 0
@@ -57,7 +59,11 @@ def format_rpc_error(error: grpc.RpcError, target: str = "") -> str:
     message = _details(error)
     name = code.name if code is not None else "UNKNOWN"
     # A violation the message already states (field, subject or not) is not repeated.
-    extras = [line for line, said in _detail_lines(error) if said not in message]
+    extras = [
+        f"{v.subject}: {v.description}" if v.subject else v.description
+        for v in client.error_details(error).violations
+        if v.description not in message
+    ]
     line = f"error: {name}: {message}" if message else f"error: {name}"
     if extras:
         line += " (" + "; ".join(extras) + ")"
@@ -89,27 +95,12 @@ def _looks_unreachable(message: str) -> bool:
     )
 
 
-def _detail_lines(error: grpc.RpcError) -> list[tuple[str, str]]:
-    """Each violation as (the line to show, the description it carries)."""
-    try:
-        status: Any = rpc_status.from_call(error)  # type: ignore[arg-type, unused-ignore]
-    except ValueError:  # mismatched status in the trailers: show the plain message only
-        return []
-    if status is None:
-        return []
-    lines: list[tuple[str, str]] = []
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad_request = error_details_pb2.BadRequest()
-            detail.Unpack(bad_request)
-            lines += [
-                (f"{v.field}: {v.description}", v.description) for v in bad_request.field_violations
-            ]
-        elif detail.Is(error_details_pb2.PreconditionFailure.DESCRIPTOR):
-            failure = error_details_pb2.PreconditionFailure()
-            detail.Unpack(failure)
-            lines += [
-                (f"{v.subject}: {v.description}" if v.subject else v.description, v.description)
-                for v in failure.violations
-            ]
-    return lines
+def fail(message: str, code: int = EXIT_ERROR, *, one_line: bool = True) -> NoReturn:
+    """Print `message` on stderr (folded onto one line unless `one_line` is False) and exit."""
+    print(" ".join(message.split()) if one_line else message, file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def fail_rpc(error: grpc.RpcError, target: str = "") -> NoReturn:
+    """A failed call as one line on stderr (see format_rpc_error) and the exit code of its code."""
+    fail(format_rpc_error(error, target), exit_code_for(_code(error)))

@@ -13,7 +13,7 @@ import os
 import re
 import sys
 import time
-from contextlib import AbstractContextManager
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -26,32 +26,24 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from modelregistry import client
 from modelregistry.cli.common import (
-    AllOption,
-    JsonOption,
-    PageSizeOption,
-    PageTokenOption,
-    ServiceSession,
-    TargetOption,
-    TimeoutOption,
-    TokenOption,
-    emit,
-    service_session,
+    ClientTyper,
+    Connection,
+    ListCommand,
+    list_command,
     usage_error,
 )
-from modelregistry.cli.errors import EXIT_CODES_HELP, exit_code_for, format_rpc_error
-from modelregistry.v1 import audit_pb2, audit_service_pb2_grpc
+from modelregistry.cli.errors import fail_rpc, format_rpc_error
+from modelregistry.v1 import audit_pb2
 from modelregistry.v1 import audit_service_pb2 as pb
+from modelregistry.v1.audit_service_pb2_grpc import AuditServiceStub
 
-app = typer.Typer(
+app = ClientTyper(
     name="events",
     help=(
         "Read and follow the audit log: every change, who made it and when, numbered in "
         "commit order without gaps."
     ),
-    epilog=EXIT_CODES_HELP,
-    no_args_is_help=True,
 )
 
 # Reconnecting `watch`: the first retry soon, then doubling up to this, reset by any event.
@@ -168,67 +160,51 @@ def event_text(event: audit_pb2.AuditEvent) -> str:
     return f"{event.sequence}\t{stamp}\t{principal}\t{event.action}\t{event.resource}"
 
 
-# --- connection -------------------------------------------------------------------------------
-
-
-def _connect(
-    target: str, timeout: float, token: str | None, options: tuple[tuple[str, int], ...] = ()
-) -> AbstractContextManager[ServiceSession[audit_service_pb2_grpc.AuditServiceStub]]:
-    return service_session(target, timeout, token, audit_service_pb2_grpc.AuditServiceStub, options)
-
-
 # --- list -------------------------------------------------------------------------------------
 
 
-@app.command("list")
+@app.command("list", cls=ListCommand)
 def events_list(
+    ctx: typer.Context,
     resource: ResourceOption = "",
     principal: PrincipalOption = "",
     action: ActionOption = None,
     after: AfterOption = 0,
     since: SinceOption = None,
     until: UntilOption = None,
-    all_: AllOption = False,
-    page_size: PageSizeOption = 0,
-    page_token: PageTokenOption = "",
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = client.DEFAULT_TIMEOUT_S,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """List events, oldest first: `events list --resource llama --since 1d`."""
     event_filter = build_filter(resource, principal, action, since, until)
-    with _connect(target, timeout, token) as conn:
-        merged: pb.ListAuditEventsResponse = conn.session.list_pages(
-            conn.service.ListAuditEvents,
-            lambda page: pb.ListAuditEventsRequest(
-                filter=event_filter, after_sequence=after, page_size=page_size, page_token=page
-            ),
-            "audit_events",
-            all_,
-            page_token,
-        )
-    emit(merged, json, lambda console: _render_list(console, merged))
+    list_command(
+        ctx,
+        AuditServiceStub,
+        lambda s: s.ListAuditEvents,
+        pb.ListAuditEventsRequest(filter=event_filter, after_sequence=after),
+        "audit_events",
+        _render_list,
+    )
 
 
-def _render_list(console: Console, page: pb.ListAuditEventsResponse) -> None:
+def _render_list(
+    console: Console, events: Sequence[audit_pb2.AuditEvent], next_page_token: str
+) -> None:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False)
     for column in ("SEQ", "TIME (UTC)", "PRINCIPAL", "ACTION", "RESOURCE"):
         # Only the resource gives way (folding) when the terminal is narrow: a folded action
         # or principal is unreadable.
         table.add_column(column, overflow="fold", no_wrap=column != "RESOURCE")
-    for event in page.audit_events:
+    for event in events:
         stamp = event.event_time.ToDatetime(tzinfo=UTC).strftime("%m-%d %H:%M:%S")
         # Shortened as the other tables name versions (`fraud/1`); --json keeps full names.
         resource = event.resource.removeprefix("models/").replace("/versions/", "/", 1)
         cells = (str(event.sequence), stamp, event.principal, event.action, resource)
         table.add_row(*(Text(cell) for cell in cells))
-    if page.audit_events:
+    if events:
         console.print(table)
-    count = len(page.audit_events)
+    count = len(events)
     console.print(Text(f"{count} event{'s' if count != 1 else ''}"), style="dim")
-    if page.next_page_token:
-        console.print(Text(f"more: --page-token {page.next_page_token} (or --all)"), style="dim")
+    if next_page_token:
+        console.print(Text(f"more: --page-token {next_page_token} (or --all)"), style="dim")
 
 
 # --- watch ------------------------------------------------------------------------------------
@@ -236,6 +212,7 @@ def _render_list(console: Console, page: pb.ListAuditEventsResponse) -> None:
 
 @app.command("watch")
 def events_watch(
+    ctx: typer.Context,
     after: AfterOption = 0,
     resource: ResourceOption = "",
     principal: PrincipalOption = "",
@@ -246,19 +223,17 @@ def events_watch(
         int,
         typer.Option("--count", min=0, help="Exit after this many events (0: follow forever)."),
     ] = 0,
-    target: TargetOption = client.DEFAULT_TARGET,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """Print events after --after as they commit, one per line, until interrupted.
 
     A script that records the last sequence it handled and passes it back as --after misses
     nothing across restarts. When the server goes away (UNAVAILABLE) the command reconnects
-    with backoff, after the last event it printed.
+    with backoff, after the last event it printed. --timeout does not apply: the stream has
+    no deadline.
     """
     event_filter = build_filter(resource, principal, action, since, until)
     try:
-        _follow(event_filter, after, count, target, token, json)
+        _follow(event_filter, after, count, Connection.of(ctx))
     except BrokenPipeError:
         # The reader went away (`| head -n 3`): stop quietly, as other filters do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -268,17 +243,16 @@ def _follow(
     event_filter: audit_pb2.AuditEventFilter,
     after: int,
     count: int,
-    target: str,
-    token: str | None,
-    as_json: bool,
+    connection: Connection,
 ) -> None:
     last, printed, delay = after, 0, RETRY_FIRST_S
-    with _connect(target, 0.0, token, WATCH_CHANNEL_OPTIONS) as conn:
+    target = connection.target
+    with connection.open(AuditServiceStub, WATCH_CHANNEL_OPTIONS) as api:
         while True:
             request = pb.WatchEventsRequest(after_sequence=last, filter=event_filter)
             try:
-                for event in conn.service.WatchEvents(request):
-                    print(event_line(event) if as_json else event_text(event), flush=True)
+                for event in api.stub.WatchEvents(request):
+                    print(event_line(event) if connection.json else event_text(event), flush=True)
                     last, printed, delay = event.sequence, printed + 1, RETRY_FIRST_S
                     if count and printed >= count:
                         return
@@ -286,8 +260,7 @@ def _follow(
             except grpc.RpcError as error:
                 code = error.code() if isinstance(error, grpc.Call) else None
                 if code not in _RETRIED:
-                    print(format_rpc_error(error, target), file=sys.stderr)
-                    raise typer.Exit(exit_code_for(code)) from None
+                    fail_rpc(error, target)
                 why = format_rpc_error(error, target).removeprefix("error: ")
             print(
                 f"watch: {why}; reconnecting in {delay:g} s after sequence {last}",

@@ -1,5 +1,5 @@
-"""`modelreg`: the server commands (serve, migrate, dev, token, gc) and the client verbs (models,
-versions, upload, download, artifacts, collaboration, governance and the audit log).
+"""`modelreg`: the server commands (serve, migrate, dev, bootstrap-token, gc) and the client verbs
+(models, versions, upload, download, artifacts, collaboration, governance and the audit log).
 
 Server-side modules are imported inside their commands, so a client verb never loads asyncpg,
 uvloop or the servicers.
@@ -8,25 +8,31 @@ uvloop or the servicers.
 from __future__ import annotations
 
 import asyncio
-import sys
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
 from modelregistry.cli import (
-    access_commands,
+    access,
     artifacts,
+    bootstrap_token,
     collaboration,
-    dev_command,
+    dev,
     events,
-    gc_command,
+    gc,
+    history,
     models,
-    policy_commands,
-    token_command,
+    policy,
     versions,
 )
-from modelregistry.cli.common import TlsCaOption, TlsCertOption, TlsKeyOption, use_tls_options
-from modelregistry.cli.errors import EXIT_CODES_HELP, EXIT_ERROR, EXIT_UNAVAILABLE, EXIT_USAGE
+from modelregistry.cli.common import connection_options
+from modelregistry.cli.errors import (
+    EXIT_CODES_HELP,
+    EXIT_ERROR,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    fail,
+)
 
 app = typer.Typer(
     name="modelreg",
@@ -34,8 +40,9 @@ app = typer.Typer(
         "A gRPC model registry. Run a server with `serve` (or `dev` for the embedded one), "
         "then use `models`, `versions`, `upload`, `download`, `artifacts`, `comments`, `flags`, "
         "`deployments`, `policy`, `approve`, `history`, `events`, `tokens` and `grants` against "
-        "it (--target, default $MODELREG_TARGET or 127.0.0.1:50051). Every client verb takes "
-        "--json."
+        "it (--target, default $MODELREG_TARGET or 127.0.0.1:50051). The connection options "
+        "and --json go before the verb or after it (`modelreg --target X models list` or "
+        "`modelreg models list --target X`); after it, they win."
     ),
     epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
@@ -44,13 +51,7 @@ app = typer.Typer(
 )
 
 
-@app.callback()
-def connection_options(
-    tls_ca: TlsCaOption = None, tls_cert: TlsCertOption = None, tls_key: TlsKeyOption = None
-) -> None:
-    """Options that apply to the connection of every client verb."""
-    use_tls_options(tls_ca, tls_cert, tls_key)
-
+app.callback()(connection_options)
 
 app.add_typer(models.app, name="models")
 app.add_typer(versions.app, name="versions")
@@ -73,7 +74,7 @@ def serve(
         settings = Settings.from_env(listen=listen).require_object_store()
         server.run(settings)
     except ConfigError as error:
-        _fail(f"error: {error}", EXIT_USAGE)
+        fail(f"error: {error}", EXIT_USAGE)
     except KeyboardInterrupt:
         pass
 
@@ -96,15 +97,15 @@ def migrate(
     try:
         settings = Settings.from_env(database_url=database_url)
     except ConfigError as error:
-        _fail(f"error: {error}", EXIT_USAGE)
+        fail(f"error: {error}", EXIT_USAGE)
     try:
         applied = asyncio.run(migrations.migrate(settings.database_url))
     except migrations.MigrationError as error:
-        _fail(f"error: {error}", EXIT_ERROR)
+        fail(f"error: {error}", EXIT_ERROR)
     except OSError as error:
-        _fail(f"error: cannot reach PostgreSQL: {error}", EXIT_UNAVAILABLE)
+        fail(f"error: cannot reach PostgreSQL: {error}", EXIT_UNAVAILABLE)
     except Exception as error:  # the driver's own errors: one line, not a traceback
-        _fail(f"error: migration failed: {type(error).__name__}: {error}", EXIT_ERROR)
+        fail(f"error: migration failed: {type(error).__name__}: {error}", EXIT_ERROR)
     if applied:
         for name in applied:
             print(f"applied {name}")
@@ -112,19 +113,15 @@ def migrate(
         print("the database is up to date")
 
 
-def _fail(message: str, code: int) -> NoReturn:
-    print(" ".join(message.split()), file=sys.stderr)
-    raise typer.Exit(code)
-
-
-dev_command.register(app)
+dev.register(app)
 artifacts.register(app)
-gc_command.register(app)
-token_command.register(app)
+gc.register(app)
+bootstrap_token.register(app)
 collaboration.register(app)
-access_commands.register(app)
+access.register(app)
 events.register(app)
-policy_commands.register(app)
+policy.register(app)
+history.register(app)
 
 
 def main() -> None:

@@ -10,31 +10,25 @@ from google.protobuf import field_mask_pb2
 from modelregistry import client
 from modelregistry.cli import render
 from modelregistry.cli.common import (
-    AllOption,
-    JsonOption,
-    PageSizeOption,
-    PageTokenOption,
-    TargetOption,
-    TimeoutOption,
-    TokenOption,
+    ClientTyper,
+    Connection,
+    ListCommand,
+    ModelArg,
+    call_command,
     emit,
+    list_command,
     model_ref,
-    session,
     usage_error,
 )
-from modelregistry.cli.errors import EXIT_CODES_HELP
 from modelregistry.cli.parsing import merge_map, model_update_mask, parse_pairs
 from modelregistry.v1 import model_pb2
 from modelregistry.v1 import registry_service_pb2 as rs
 
-app = typer.Typer(
+app = ClientTyper(
     name="models",
     help="Register, list, show, update and delete models. MODEL is `name` or `models/name`.",
-    epilog=EXIT_CODES_HELP,
-    no_args_is_help=True,
 )
 
-ModelArg = Annotated[str, typer.Argument(metavar="MODEL", help="`name` or `models/name`.")]
 LabelOption = Annotated[
     list[str] | None,
     typer.Option("--label", "-l", metavar="KEY=VALUE", help="A label; repeat for more."),
@@ -50,11 +44,10 @@ EtagOption = Annotated[
     typer.Option("--etag", help="Fail with ABORTED unless the resource still has this etag."),
 ]
 
-DEFAULT_TIMEOUT = client.DEFAULT_TIMEOUT_S
-
 
 @app.command("create")
 def create(
+    ctx: typer.Context,
     model: ModelArg,
     description: Annotated[str, typer.Option(help="Free text.")] = "",
     owner: Annotated[str, typer.Option(help="Accountable team or person.")] = "",
@@ -62,10 +55,6 @@ def create(
     request_id: Annotated[
         str, typer.Option("--request-id", help="Makes a retried create safe (a UUID).")
     ] = "",
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """Register a model."""
     model_id = model_ref(model).removeprefix("models/")
@@ -76,53 +65,36 @@ def create(
         ),
         request_id=request_id,
     )
-    with session(target, timeout, token) as s:
-        created = s.call(s.stub.CreateModel, request)
-    emit(created, json, lambda console: render.model_detail(console, created))
+    call_command(ctx, client.registry, lambda s: s.CreateModel, request, render.model_detail)
 
 
-@app.command("list")
+@app.command("list", cls=ListCommand)
 def list_(
+    ctx: typer.Context,
     filter_: FilterOption = "",
     order_by: OrderOption = "",
-    page_size: PageSizeOption = 0,
-    page_token: PageTokenOption = "",
-    all_: AllOption = False,
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """List models, one page (or every page with --all)."""
-    with session(target, timeout, token) as s:
-        merged: rs.ListModelsResponse = s.list_pages(
-            s.stub.ListModels,
-            lambda page: rs.ListModelsRequest(
-                filter=filter_, order_by=order_by, page_size=page_size, page_token=page
-            ),
-            "models",
-            all_,
-            page_token,
-        )
-    emit(merged, json, lambda c: render.model_list(c, merged.models, merged.next_page_token))
+    list_command(
+        ctx,
+        client.registry,
+        lambda s: s.ListModels,
+        rs.ListModelsRequest(filter=filter_, order_by=order_by),
+        "models",
+        render.model_list,
+    )
 
 
 @app.command("get")
-def get(
-    model: ModelArg,
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
-) -> None:
+def get(ctx: typer.Context, model: ModelArg) -> None:
     """Show a model."""
-    with session(target, timeout, token) as s:
-        found = s.call(s.stub.GetModel, rs.GetModelRequest(name=model_ref(model)))
-    emit(found, json, lambda console: render.model_detail(console, found))
+    request = rs.GetModelRequest(name=model_ref(model))
+    call_command(ctx, client.registry, lambda s: s.GetModel, request, render.model_detail)
 
 
 @app.command("update")
 def update(
+    ctx: typer.Context,
     model: ModelArg,
     description: Annotated[str | None, typer.Option(help="New description.")] = None,
     owner: Annotated[str | None, typer.Option(help="New owner.")] = None,
@@ -137,10 +109,6 @@ def update(
         typer.Option("--remove-label", metavar="KEY", help="Remove a label; repeat."),
     ] = None,
     etag: EtagOption = None,
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """Change a model's description, owner or labels.
 
@@ -159,7 +127,8 @@ def update(
             "nothing to update: give --description, --owner, --label or --remove-label"
         )
     changed = model_pb2.Model(name=name, description=description or "", owner=owner or "")
-    with session(target, timeout, token) as s:
+    connection = Connection.of(ctx)
+    with connection.open(client.registry) as s:
         if labels_changed:
             current = s.call(s.stub.GetModel, rs.GetModelRequest(name=name))
             changed.labels.update(merge_map(current.labels, new_labels, removals))
@@ -170,22 +139,23 @@ def update(
             model=changed, update_mask=field_mask_pb2.FieldMask(paths=paths)
         )
         updated = s.call(s.stub.UpdateModel, request)
-    emit(updated, json, lambda console: render.model_detail(console, updated))
+    emit(updated, connection.json, lambda console: render.model_detail(console, updated))
 
 
 @app.command("delete")
 def delete(
+    ctx: typer.Context,
     model: ModelArg,
     force: Annotated[bool, typer.Option("--force", help="Also delete its versions.")] = False,
     etag: EtagOption = None,
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """Delete a model (FAILED_PRECONDITION while it has versions, unless --force)."""
     name = model_ref(model)
     request = rs.DeleteModelRequest(name=name, force=force, etag=etag or "")
-    with session(target, timeout, token) as s:
-        empty = s.call(s.stub.DeleteModel, request)
-    emit(empty, json, lambda console: console.print(f"deleted {name}", markup=False))
+    call_command(
+        ctx,
+        client.registry,
+        lambda s: s.DeleteModel,
+        request,
+        lambda console, _: console.print(f"deleted {name}", markup=False),
+    )

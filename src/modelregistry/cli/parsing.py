@@ -9,7 +9,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 from google.protobuf import json_format
@@ -55,6 +55,17 @@ def parse_metrics(values: Iterable[str] | None, option: str = "--metric") -> dic
             )
         metrics[key] = number
     return metrics
+
+
+EnumT = TypeVar("EnumT")
+
+
+def parse_choice(raw: str, choices: dict[str, EnumT], prefix: str, param_hint: str) -> EnumT:
+    """`high`, `HIGH` or `FLAG_SEVERITY_HIGH` → the enum value; anything else is exit 2."""
+    key = raw.strip().lower().removeprefix(prefix)
+    if key not in choices:
+        raise typer.BadParameter(f"{raw!r}: use one of {', '.join(choices)}", param_hint=param_hint)
+    return choices[key]
 
 
 def parse_stage(raw: str) -> model_version_pb2.Stage.ValueType:

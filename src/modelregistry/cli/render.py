@@ -52,28 +52,40 @@ def human_size(n: int) -> str:
     return f"{value / 1000:.1f} TB"
 
 
-def _short(text: str, width: int = _DESCRIPTION_WIDTH) -> str:
+def shorten(text: str, width: int = _DESCRIPTION_WIDTH) -> str:
+    """Free text on one line, cut to `width` with an ellipsis."""
     line = " ".join(text.split())
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
 # Free-text columns give way when the terminal is narrow; names, stages and times never wrap.
-_WRAPPING_COLUMNS = frozenset({"DESCRIPTION", "LABELS", "METRICS", "ALIASES", "REASON"})
+_WRAPPING_COLUMNS = frozenset(
+    {"DESCRIPTION", "LABELS", "METRICS", "ALIASES", "REASON", "BODY", "ENDPOINT", "PURPOSE"}
+)
 
 
-def _table(*columns: str, title: str | None = None) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", show_edge=False)
+def list_table(*columns: str, title: str | None = None, collapse_padding: bool = False) -> Table:
+    """A table of rows under a header, in the style of every list the CLI prints."""
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        title=title,
+        title_justify="left",
+        show_edge=False,
+        collapse_padding=collapse_padding,
+    )
     for column in columns:
         wraps = column in _WRAPPING_COLUMNS
         table.add_column(column, overflow="fold", no_wrap=not wraps)
     return table
 
 
-def _row(table: Table, *cells: object) -> None:
+def add_row(table: Table, *cells: object) -> None:
+    """Add a row of plain text (no rich markup), numbers shortened to 6 significant digits."""
     table.add_row(*(Text(_number(cell)) for cell in cells))
 
 
-def _details(rows: Iterable[tuple[str, object]], title: str | None = None) -> Table:
+def details_table(rows: Iterable[tuple[str, object]], title: str | None = None) -> Table:
+    """A two-column table of one resource's fields: name in bold, then its value."""
     table = Table(box=box.SIMPLE, show_header=False, title=title, title_justify="left")
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
@@ -86,24 +98,24 @@ def _details(rows: Iterable[tuple[str, object]], title: str | None = None) -> Ta
 
 
 def model_list(console: Console, models: Sequence[model_pb2.Model], next_page_token: str) -> None:
-    table = _table("MODEL", "OWNER", "LATEST", "LABELS", "UPDATED", "DESCRIPTION")
+    table = list_table("MODEL", "OWNER", "LATEST", "LABELS", "UPDATED", "DESCRIPTION")
     for m in models:
-        _row(
+        add_row(
             table,
             m.name.removeprefix("models/"),
             m.owner,
             m.latest_version or "",
             pairs(m.labels),
             when(m.update_time),
-            _short(m.description),
+            shorten(m.description),
         )
     console.print(table)
-    _footer(console, len(models), "model", next_page_token)
+    page_footer(console, len(models), "model", next_page_token)
 
 
 def model_detail(console: Console, m: model_pb2.Model) -> None:
     console.print(
-        _details(
+        details_table(
             [
                 ("name", m.name),
                 ("description", m.description),
@@ -118,7 +130,8 @@ def model_detail(console: Console, m: model_pb2.Model) -> None:
     )
 
 
-def _footer(console: Console, count: int, noun: str, next_page_token: str) -> None:
+def page_footer(console: Console, count: int, noun: str, next_page_token: str) -> None:
+    """Under a list: how to get the next page, or that there was nothing to list."""
     plural = noun if count == 1 else noun + "s"
     if next_page_token:
         console.print(Text(f"{count} {plural}; more with --page-token {next_page_token} or --all"))
@@ -133,9 +146,9 @@ def version_list(
     console: Console, versions: Sequence[model_version_pb2.ModelVersion], next_page_token: str
 ) -> None:
     # The description stays in `versions get`: metrics and aliases need the width more.
-    table = _table("VERSION", "STAGE", "STATUS", "ALIASES", "METRICS", "CREATED")
+    table = list_table("VERSION", "STAGE", "STATUS", "ALIASES", "METRICS", "CREATED")
     for v in versions:
-        _row(
+        add_row(
             table,
             short_version(v.name),
             stage_label(v.stage),
@@ -145,7 +158,7 @@ def version_list(
             when(v.create_time),
         )
     console.print(table)
-    _footer(console, len(versions), "version", next_page_token)
+    page_footer(console, len(versions), "version", next_page_token)
 
 
 def version_detail(console: Console, v: model_version_pb2.ModelVersion) -> None:
@@ -168,21 +181,21 @@ def version_detail(console: Console, v: model_version_pb2.ModelVersion) -> None:
         ("etag", v.etag),
         ("manifest", v.manifest_digest),
     ]
-    console.print(_details((k, val) for k, val in rows if val != "" or k in ("stage", "name")))
+    console.print(details_table((k, val) for k, val in rows if val != "" or k in ("stage", "name")))
     if v.metrics:
-        console.print(_details(sorted(v.metrics.items()), title="metrics"))
+        console.print(details_table(sorted(v.metrics.items()), title="metrics"))
     if v.parameters:
-        console.print(_details(sorted(v.parameters.items()), title="parameters"))
+        console.print(details_table(sorted(v.parameters.items()), title="parameters"))
     if v.manifest:
-        files = _table("PATH", "SIZE", "SHA256", title="files")
+        files = list_table("PATH", "SIZE", "SHA256", title="files")
         for entry in v.manifest:
-            _row(files, entry.path, human_size(entry.size_bytes), entry.sha256[:16])
+            add_row(files, entry.path, human_size(entry.size_bytes), entry.sha256[:16])
         console.print(files)
     for title, schema in (("input schema", v.input_schema), ("output schema", v.output_schema)):
         if schema.fields:
-            table = _table("FIELD", "DTYPE", "SHAPE", title=title)
+            table = list_table("FIELD", "DTYPE", "SHAPE", title=title)
             for f in schema.fields:
-                _row(table, f.name, _dtype(f.dtype), _shape(f.shape))
+                add_row(table, f.name, _dtype(f.dtype), _shape(f.shape))
             console.print(table)
 
 
@@ -212,10 +225,10 @@ def _shape(shape: Iterable[int]) -> str:
 def transitions(
     console: Console, moves: Sequence[model_version_pb2.StageTransition], next_page_token: str
 ) -> None:
-    table = _table("VERSION", "FROM", "TO", "BY", "WHEN", "REASON")
+    table = list_table("VERSION", "FROM", "TO", "BY", "WHEN", "REASON")
     for t in moves:
         version = short_version(t.name.rsplit("/stageTransitions/", 1)[0])
-        _row(
+        add_row(
             table,
             version,
             stage_label(t.from_stage),
@@ -225,7 +238,7 @@ def transitions(
             t.reason,
         )
     console.print(table)
-    _footer(console, len(moves), "transition", next_page_token)
+    page_footer(console, len(moves), "transition", next_page_token)
 
 
 def transition_result(
@@ -246,30 +259,30 @@ def comparison(
 ) -> None:
     versions = list(response.model_versions)
     heads = [short_version(v.name) for v in versions]
-    summary = _table("", *heads, title="versions")
-    _row(summary, "stage", *(stage_label(v.stage) for v in versions))
-    _row(summary, "aliases", *(", ".join(v.aliases) for v in versions))
-    _row(summary, "created", *(when(v.create_time) for v in versions))
+    summary = list_table("", *heads, title="versions")
+    add_row(summary, "stage", *(stage_label(v.stage) for v in versions))
+    add_row(summary, "aliases", *(", ".join(v.aliases) for v in versions))
+    add_row(summary, "created", *(when(v.create_time) for v in versions))
     console.print(summary)
 
     if response.metrics:
-        table = _table("METRIC", *heads, title=f"metrics (delta against {heads[0]})")
+        table = list_table("METRIC", *heads, title=f"metrics (delta against {heads[0]})")
         for metric in response.metrics:
             cells = [_metric_cell(value, i == 0) for i, value in enumerate(metric.values)]
-            _row(table, metric.metric, *cells)
+            add_row(table, metric.metric, *cells)
         console.print(table)
 
     if response.parameters:
-        table = _table("PARAMETER", *heads, title="parameters that differ")
+        table = list_table("PARAMETER", *heads, title="parameters that differ")
         for param in response.parameters:
-            _row(table, param.parameter, *(p.value if p.present else "—" for p in param.values))
+            add_row(table, param.parameter, *(p.value if p.present else "—" for p in param.values))
         console.print(table)
 
     if response.schema_changes:
         columns = ("VERSION", "SIDE", "FIELD", "CHANGE", heads[0], "THIS VERSION")
-        table = _table(*columns, title="schema changes")
+        table = list_table(*columns, title="schema changes")
         for change in response.schema_changes:
-            _row(
+            add_row(
                 table,
                 short_version(change.model_version),
                 registry_service_pb2.SchemaChange.Side.Name(change.side)
@@ -286,9 +299,9 @@ def comparison(
         console.print(table)
 
     if response.lineage_differences:
-        table = _table("LINEAGE", *heads, title="lineage that differs")
+        table = list_table("LINEAGE", *heads, title="lineage that differs")
         for path in response.lineage_differences:
-            _row(table, path, *(lineage_value(v.lineage, path) for v in versions))
+            add_row(table, path, *(lineage_value(v.lineage, path) for v in versions))
         console.print(table)
 
 
@@ -325,9 +338,9 @@ def lineage_value(lineage: model_version_pb2.Lineage, path: str) -> str:
 def alias_changes(
     console: Console, changes: Sequence[model_version_pb2.AliasChange], next_page_token: str
 ) -> None:
-    table = _table("ALIAS", "FROM", "TO", "BY", "WHEN")
+    table = list_table("ALIAS", "FROM", "TO", "BY", "WHEN")
     for change in changes:
-        _row(
+        add_row(
             table,
             change.alias,
             short_version(change.from_version) or "—",
@@ -336,4 +349,4 @@ def alias_changes(
             when(change.time),
         )
     console.print(table)
-    _footer(console, len(changes), "alias change", next_page_token)
+    page_footer(console, len(changes), "alias change", next_page_token)

@@ -8,7 +8,7 @@ an alias, or `latest`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from google.protobuf import field_mask_pb2
@@ -16,22 +16,21 @@ from google.protobuf import field_mask_pb2
 from modelregistry import client
 from modelregistry.cli import render
 from modelregistry.cli.common import (
-    AllOption,
-    JsonOption,
-    PageSizeOption,
-    PageTokenOption,
-    TargetOption,
-    TimeoutOption,
-    TokenOption,
+    REF_HELP,
+    ClientTyper,
+    Connection,
+    ListCommand,
+    ModelArg,
+    RefArg,
+    call_command,
     compare_names,
     emit,
     history_parent,
+    list_command,
     model_ref,
-    session,
     usage_error,
     version_ref,
 )
-from modelregistry.cli.errors import EXIT_CODES_HELP
 from modelregistry.cli.parsing import (
     merge_map,
     parse_metrics,
@@ -43,26 +42,16 @@ from modelregistry.cli.parsing import (
 from modelregistry.v1 import model_version_pb2 as mv
 from modelregistry.v1 import registry_service_pb2 as rs
 
-REF_HELP = "MODEL/VERSION, MODEL VERSION, or models/MODEL/versions/VERSION (number or alias)."
-
-app = typer.Typer(
+app = ClientTyper(
     name="versions",
     help=(
         "Add, list, show, update, delete, stage, alias and compare model versions. "
         "A version is named as " + REF_HELP
     ),
-    epilog=EXIT_CODES_HELP,
-    no_args_is_help=True,
 )
-alias_app = typer.Typer(
-    name="alias", help="Point aliases (e.g. champion) at versions.", no_args_is_help=True
-)
+alias_app = ClientTyper(name="alias", help="Point aliases (e.g. champion) at versions.")
 app.add_typer(alias_app, name="alias")
 
-DEFAULT_TIMEOUT = client.DEFAULT_TIMEOUT_S
-
-RefArg = Annotated[list[str], typer.Argument(metavar="VERSION_REF", help=REF_HELP)]
-ModelArg = Annotated[str, typer.Argument(metavar="MODEL", help="`name` or `models/name`.")]
 KV = "KEY=VALUE"
 Description = Annotated[str | None, typer.Option(help="Free text.")]
 Params = Annotated[
@@ -75,46 +64,27 @@ Metrics = Annotated[
 Labels = Annotated[
     list[str] | None, typer.Option("--label", "-l", metavar=KV, help="A label; repeat.")
 ]
-RunId = Annotated[
-    str | None, typer.Option("--run-id", help="Experiment run id.", rich_help_panel="Lineage")
-]
-SourceUri = Annotated[
-    str | None,
-    typer.Option("--source-uri", help="Code repository URI.", rich_help_panel="Lineage"),
-]
-Commit = Annotated[
-    str | None, typer.Option("--commit", help="Commit id or tag.", rich_help_panel="Lineage")
-]
-EntryPoint = Annotated[
-    str | None,
-    typer.Option("--entry-point", help="Script or module that ran.", rich_help_panel="Lineage"),
-]
+
+
+def _lineage_option(flag: str, help_text: str, metavar: str | None = None) -> Any:
+    return typer.Option(flag, metavar=metavar, help=help_text, rich_help_panel="Lineage")
+
+
+RunId = Annotated[str | None, _lineage_option("--run-id", "Experiment run id.")]
+SourceUri = Annotated[str | None, _lineage_option("--source-uri", "Code repository URI.")]
+Commit = Annotated[str | None, _lineage_option("--commit", "Commit id or tag.")]
+EntryPoint = Annotated[str | None, _lineage_option("--entry-point", "Script or module that ran.")]
 DerivedFrom = Annotated[
     str | None,
-    typer.Option(
-        "--derived-from",
-        metavar="MODEL/VERSION",
-        help="The version this one was derived from.",
-        rich_help_panel="Lineage",
-    ),
+    _lineage_option("--derived-from", "The version this one was derived from.", "MODEL/VERSION"),
 ]
 TrainingData = Annotated[
     list[str] | None,
-    typer.Option(
-        "--training-data",
-        metavar="NAME[=URI]",
-        help="A training data set; repeat.",
-        rich_help_panel="Lineage",
-    ),
+    _lineage_option("--training-data", "A training data set; repeat.", "NAME[=URI]"),
 ]
 EvaluationData = Annotated[
     list[str] | None,
-    typer.Option(
-        "--evaluation-data",
-        metavar="NAME[=URI]",
-        help="An evaluation data set; repeat.",
-        rich_help_panel="Lineage",
-    ),
+    _lineage_option("--evaluation-data", "An evaluation data set; repeat.", "NAME[=URI]"),
 ]
 SchemaHelp = 'JSON or a JSON file: [{"name": "x", "dtype": "float32", "shape": [-1, 3]}].'
 InputSchema = Annotated[
@@ -184,6 +154,7 @@ def _datasets(values: list[str], option: str) -> list[mv.DatasetReference]:
 
 @app.command("create")
 def create(
+    ctx: typer.Context,
     model: ModelArg,
     description: Description = None,
     param: Params = None,
@@ -201,10 +172,6 @@ def create(
     request_id: Annotated[
         str, typer.Option("--request-id", help="Makes a retried create safe (a UUID).")
     ] = "",
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """Add a version to MODEL; the server allocates its number."""
     version = mv.ModelVersion(
@@ -223,66 +190,41 @@ def create(
     request = rs.CreateModelVersionRequest(
         parent=model_ref(model), model_version=version, request_id=request_id
     )
-    with session(target, timeout, token) as s:
-        created = s.call(s.stub.CreateModelVersion, request)
-    emit(created, json, lambda console: render.version_detail(console, created))
+    call_command(
+        ctx, client.registry, lambda s: s.CreateModelVersion, request, render.version_detail
+    )
 
 
-@app.command("list")
+@app.command("list", cls=ListCommand)
 def list_(
+    ctx: typer.Context,
     model: Annotated[
         str, typer.Argument(metavar="[MODEL]", help="Omit (or `-`) for every model's versions.")
     ] = "-",
     filter_: FilterOption = "",
     order_by: OrderOption = "",
-    page_size: PageSizeOption = 0,
-    page_token: PageTokenOption = "",
-    all_: AllOption = False,
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """List versions of MODEL (newest first), one page or every page with --all."""
-    parent = model_ref(model)
-    with session(target, timeout, token) as s:
-        merged: rs.ListModelVersionsResponse = s.list_pages(
-            s.stub.ListModelVersions,
-            lambda page: rs.ListModelVersionsRequest(
-                parent=parent,
-                filter=filter_,
-                order_by=order_by,
-                page_size=page_size,
-                page_token=page,
-            ),
-            "model_versions",
-            all_,
-            page_token,
-        )
-    emit(
-        merged,
-        json,
-        lambda c: render.version_list(c, merged.model_versions, merged.next_page_token),
+    list_command(
+        ctx,
+        client.registry,
+        lambda s: s.ListModelVersions,
+        rs.ListModelVersionsRequest(parent=model_ref(model), filter=filter_, order_by=order_by),
+        "model_versions",
+        render.version_list,
     )
 
 
 @app.command("get")
-def get(
-    ref: RefArg,
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
-) -> None:
+def get(ctx: typer.Context, ref: RefArg) -> None:
     """Show a version (by number, alias or `latest`)."""
-    name = version_ref(ref)
-    with session(target, timeout, token) as s:
-        found = s.call(s.stub.GetModelVersion, rs.GetModelVersionRequest(name=name))
-    emit(found, json, lambda console: render.version_detail(console, found))
+    request = rs.GetModelVersionRequest(name=version_ref(ref))
+    call_command(ctx, client.registry, lambda s: s.GetModelVersion, request, render.version_detail)
 
 
 @app.command("update")
 def update(
+    ctx: typer.Context,
     ref: RefArg,
     description: Description = None,
     param: Params = None,
@@ -307,10 +249,6 @@ def update(
     input_schema: InputSchema = None,
     output_schema: OutputSchema = None,
     etag: EtagOption = None,
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """Change a version's metadata; only the fields given are sent.
 
@@ -345,7 +283,8 @@ def update(
         changed.input_schema.CopyFrom(parse_schema(input_schema, "--input-schema"))
     if output_schema is not None:
         changed.output_schema.CopyFrom(parse_schema(output_schema, "--output-schema"))
-    with session(target, timeout, token) as s:
+    connection = Connection.of(ctx)
+    with connection.open(client.registry) as s:
         current = s.call(s.stub.GetModelVersion, rs.GetModelVersionRequest(name=name))
         # The canonical name: an alias moved between the read and the write must not
         # redirect the update to another version.
@@ -360,29 +299,25 @@ def update(
             model_version=changed, update_mask=field_mask_pb2.FieldMask(paths=paths)
         )
         updated = s.call(s.stub.UpdateModelVersion, request)
-    emit(updated, json, lambda console: render.version_detail(console, updated))
+    emit(updated, connection.json, lambda console: render.version_detail(console, updated))
 
 
 @app.command("delete")
-def delete(
-    ref: RefArg,
-    etag: EtagOption = None,
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
-) -> None:
+def delete(ctx: typer.Context, ref: RefArg, etag: EtagOption = None) -> None:
     """Delete a version and its aliases (not while it is in PRODUCTION)."""
     name = version_ref(ref)
-    with session(target, timeout, token) as s:
-        empty = s.call(
-            s.stub.DeleteModelVersion, rs.DeleteModelVersionRequest(name=name, etag=etag or "")
-        )
-    emit(empty, json, lambda console: console.print(f"deleted {name}", markup=False))
+    call_command(
+        ctx,
+        client.registry,
+        lambda s: s.DeleteModelVersion,
+        rs.DeleteModelVersionRequest(name=name, etag=etag or ""),
+        lambda console, _: console.print(f"deleted {name}", markup=False),
+    )
 
 
 @app.command("stage")
 def stage(
+    ctx: typer.Context,
     args: Annotated[
         list[str],
         typer.Argument(
@@ -398,10 +333,6 @@ def stage(
         ),
     ] = False,
     etag: EtagOption = None,
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """Move a version to another stage, e.g. `modelreg versions stage llama 3 production`."""
     if len(args) < 2:
@@ -414,46 +345,37 @@ def stage(
         archive_existing=archive_existing,
         etag=etag or "",
     )
-    with session(target, timeout, token) as s:
-        response = s.call(s.stub.TransitionModelVersionStage, request)
-    emit(response, json, lambda console: render.transition_result(console, response))
+    call_command(
+        ctx,
+        client.registry,
+        lambda s: s.TransitionModelVersionStage,
+        request,
+        render.transition_result,
+    )
 
 
-@app.command("history")
+@app.command("history", cls=ListCommand)
 def history(
+    ctx: typer.Context,
     ref: Annotated[
         list[str],
         typer.Argument(metavar="MODEL | VERSION_REF", help="A version, or a model for all."),
     ],
-    all_: AllOption = False,
-    page_size: PageSizeOption = 0,
-    page_token: PageTokenOption = "",
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """Show the stage moves of a version (or of every version of a model), oldest first."""
-    parent = history_parent(ref)
-    with session(target, timeout, token) as s:
-        merged: rs.ListStageTransitionsResponse = s.list_pages(
-            s.stub.ListStageTransitions,
-            lambda page: rs.ListStageTransitionsRequest(
-                parent=parent, page_size=page_size, page_token=page
-            ),
-            "stage_transitions",
-            all_,
-            page_token,
-        )
-    emit(
-        merged,
-        json,
-        lambda c: render.transitions(c, merged.stage_transitions, merged.next_page_token),
+    list_command(
+        ctx,
+        client.registry,
+        lambda s: s.ListStageTransitions,
+        rs.ListStageTransitionsRequest(parent=history_parent(ref)),
+        "stage_transitions",
+        render.transitions,
     )
 
 
 @app.command("compare")
 def compare(
+    ctx: typer.Context,
     refs: Annotated[
         list[str],
         typer.Argument(
@@ -461,91 +383,64 @@ def compare(
             help="MODEL V1 V2 ... or MODEL/V1 OTHER/V2 ... (2 to 10; the first is the baseline).",
         ),
     ],
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """Compare versions: metrics with deltas, differing parameters, schema and lineage."""
     request = rs.CompareModelVersionsRequest(names=compare_names(refs))
-    with session(target, timeout, token) as s:
-        response = s.call(s.stub.CompareModelVersions, request)
-    emit(response, json, lambda console: render.comparison(console, response))
+    call_command(ctx, client.registry, lambda s: s.CompareModelVersions, request, render.comparison)
 
 
 @alias_app.command("set")
 def alias_set(
+    ctx: typer.Context,
     args: Annotated[
         list[str],
         typer.Argument(metavar="VERSION_REF ALIAS", help="The version, then the alias."),
     ],
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """Point ALIAS at a version, moving it from any other: `alias set llama 3 champion`."""
     if len(args) < 2:
         raise usage_error("give the version and the alias, e.g. llama/3 champion")
     name, alias = version_ref(args[:-1]), args[-1]
-    with session(target, timeout, token) as s:
-        version = s.call(
-            s.stub.SetModelVersionAlias, rs.SetModelVersionAliasRequest(name=name, alias=alias)
-        )
-    emit(
-        version,
-        json,
-        lambda c: c.print(f"{alias} -> {client.short_version(version.name)}", markup=False),
+    call_command(
+        ctx,
+        client.registry,
+        lambda s: s.SetModelVersionAlias,
+        rs.SetModelVersionAliasRequest(name=name, alias=alias),
+        lambda c, version: c.print(
+            f"{alias} -> {client.short_version(version.name)}", markup=False
+        ),
     )
 
 
 @alias_app.command("delete")
 def alias_delete(
+    ctx: typer.Context,
     model: ModelArg,
     alias: Annotated[str, typer.Argument(help="The alias to remove.")],
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """Remove ALIAS from MODEL."""
-    request = rs.DeleteModelVersionAliasRequest(model=model_ref(model), alias=alias)
-    with session(target, timeout, token) as s:
-        version = s.call(s.stub.DeleteModelVersionAlias, request)
-    emit(
-        version,
-        json,
-        lambda c: c.print(
+    call_command(
+        ctx,
+        client.registry,
+        lambda s: s.DeleteModelVersionAlias,
+        rs.DeleteModelVersionAliasRequest(model=model_ref(model), alias=alias),
+        lambda c, version: c.print(
             f"removed {alias} (was {client.short_version(version.name)})", markup=False
         ),
     )
 
 
-@alias_app.command("history")
+@alias_app.command("history", cls=ListCommand)
 def alias_history(
+    ctx: typer.Context,
     model: ModelArg,
-    all_: AllOption = False,
-    page_size: PageSizeOption = 0,
-    page_token: PageTokenOption = "",
-    target: TargetOption = client.DEFAULT_TARGET,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    token: TokenOption = None,
-    json: JsonOption = False,
 ) -> None:
     """Show how MODEL's aliases moved, oldest first."""
-    parent = model_ref(model)
-    with session(target, timeout, token) as s:
-        merged: rs.ListAliasChangesResponse = s.list_pages(
-            s.stub.ListAliasChanges,
-            lambda page: rs.ListAliasChangesRequest(
-                parent=parent, page_size=page_size, page_token=page
-            ),
-            "alias_changes",
-            all_,
-            page_token,
-        )
-    emit(
-        merged,
-        json,
-        lambda c: render.alias_changes(c, merged.alias_changes, merged.next_page_token),
+    list_command(
+        ctx,
+        client.registry,
+        lambda s: s.ListAliasChanges,
+        rs.ListAliasChangesRequest(parent=model_ref(model)),
+        "alias_changes",
+        render.alias_changes,
     )

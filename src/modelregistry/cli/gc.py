@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from modelregistry.cli.errors import EXIT_ERROR, EXIT_USAGE
+from modelregistry.cli.common import Connection
+from modelregistry.cli.errors import EXIT_ERROR, EXIT_USAGE, fail
 from modelregistry.config import ConfigError, Settings
 from modelregistry.domain.errors import RegistryError
 
@@ -21,6 +22,7 @@ def register(app: typer.Typer) -> None:
 
 
 def gc(
+    ctx: typer.Context,
     idle_seconds: Annotated[
         float | None,
         typer.Option(
@@ -36,18 +38,15 @@ def gc(
     try:
         settings = Settings.from_env().require_object_store()
     except ConfigError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
+        fail(f"error: {error}", EXIT_USAGE)
     idle = settings.upload_idle_timeout_s if idle_seconds is None else idle_seconds
     if idle < 0:
-        typer.echo("error: --idle-seconds must not be negative", err=True)
-        raise typer.Exit(EXIT_USAGE)
+        fail("error: --idle-seconds must not be negative", EXIT_USAGE)
     try:
         report = asyncio.run(_collect(settings, idle))
     except RegistryError as error:
-        typer.echo(f"error: {error.reason}: {error}", err=True)
-        raise typer.Exit(EXIT_ERROR) from None
-    if json_output:
+        fail(f"error: {error.reason}: {error}", EXIT_ERROR)
+    if json_output or Connection.of(ctx).json:  # `modelreg --json gc` too
         typer.echo(json.dumps(report.as_dict()))
     else:
         typer.echo(

@@ -1,21 +1,26 @@
-"""`modelreg token`: issue and revoke bearer tokens, straight against PostgreSQL.
+"""`modelreg bootstrap-token`: issue and revoke bearer tokens, straight against PostgreSQL.
 
 Like `migrate`, it needs only MODELREG_DATABASE_URL: it is how the first admin token of a new
 deployment is made. Its changes are audited with the principal `bootstrap`. Everything after
 that goes over the API with `modelreg tokens` and `modelreg grants`.
+
+It was called `modelreg token`, one letter from `modelreg tokens`; that name still works,
+hidden from the help, for one more release.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import Coroutine
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from modelregistry.cli.errors import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_USAGE
+from modelregistry.cli.common import Connection
+from modelregistry.cli.errors import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_USAGE, fail
 from modelregistry.config import ConfigError, Settings
 from modelregistry.domain.access import Role
 from modelregistry.domain.errors import RegistryError
@@ -35,12 +40,27 @@ app = typer.Typer(
 )
 
 
+NAME = "bootstrap-token"
+OLD_NAME = "token"  # the name until this release; remove in the next one
+
+
 def register(parent: typer.Typer) -> None:
-    parent.add_typer(app, name="token")
+    parent.add_typer(app, name=NAME)
+    parent.add_typer(app, name=OLD_NAME, hidden=True, callback=_old_name_used)
+
+
+def _old_name_used() -> None:
+    # On stderr: stdout carries the secret, which scripts capture.
+    print(
+        f"note: `modelreg {OLD_NAME}` is now `modelreg {NAME}`; the old name goes away in the "
+        "next release",
+        file=sys.stderr,
+    )
 
 
 @app.command("create")
 def create(
+    ctx: typer.Context,
     principal: Annotated[str, typer.Argument(help="Who the token is for, e.g. ci-pipeline.")],
     role: Annotated[str, typer.Option(help="viewer, editor, approver or admin.")] = "viewer",
     model: Annotated[
@@ -56,11 +76,10 @@ def create(
     try:
         parsed = Role.parse(role)
     except KeyError:
-        typer.echo("error: --role must be viewer, editor, approver or admin", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
+        fail("error: --role must be viewer, editor, approver or admin", EXIT_USAGE)
     expires = timedelta(days=expires_in_days) if expires_in_days is not None else None
     issued = _run(_issue(principal, parsed, model, description, expires))
-    if json_output:
+    if json_output or Connection.of(ctx).json:  # `modelreg --json bootstrap-token create` too
         typer.echo(json.dumps({"token_id": issued.token_id, "token": issued.token}))
     else:
         typer.echo(issued.token)
@@ -71,8 +90,7 @@ def create(
 def revoke(token_id: Annotated[str, typer.Argument(help="The id `create` printed.")]) -> None:
     """Revoke a token; it stops working within seconds on every replica."""
     if not _run(_revoke(token_id)):
-        typer.echo(f"error: NOT_FOUND: no live token with id {token_id!r}", err=True)
-        raise typer.Exit(EXIT_NOT_FOUND)
+        fail(f"error: NOT_FOUND: no live token with id {token_id!r}", EXIT_NOT_FOUND)
     typer.echo(f"revoked {token_id}")
 
 
@@ -80,8 +98,7 @@ def _database_url() -> str:
     try:
         return Settings.from_env().database_url
     except ConfigError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
+        fail(f"error: {error}", EXIT_USAGE)
 
 
 async def _issue(
@@ -115,5 +132,4 @@ def _run(work: Coroutine[object, object, T]) -> T:
     try:
         return asyncio.run(work)
     except RegistryError as error:
-        typer.echo(f"error: {error.reason}: {error}", err=True)
-        raise typer.Exit(EXIT_ERROR) from None
+        fail(f"error: {error.reason}: {error}", EXIT_ERROR)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
-from modelregistry.cli.errors import EXIT_ERROR, EXIT_USAGE
+from modelregistry.cli.errors import EXIT_ERROR, EXIT_USAGE, fail
 
 # Exit status of a process ended by Ctrl-C, as shells report it.
 EXIT_INTERRUPTED = 130
@@ -70,17 +69,12 @@ def dev(
             ),
         )
     except ValueError as error:
-        _fail(f"error: {error}", EXIT_USAGE)
+        fail(f"error: {error}", EXIT_USAGE, one_line=False)
     try:
         run_dev(options)
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except ConfigError as error:
-        _fail(f"error: {error}", EXIT_USAGE)
+        fail(f"error: {error}", EXIT_USAGE, one_line=False)
     except (DataDirInUse, EmbeddedStartError) as error:
-        _fail(f"error: {error}", EXIT_ERROR)
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    print(message, file=sys.stderr)
-    raise typer.Exit(code)
+        fail(f"error: {error}", EXIT_ERROR, one_line=False)
