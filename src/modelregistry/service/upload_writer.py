@@ -22,6 +22,7 @@ from modelregistry.domain.artifacts import MAX_MESSAGE_DATA_BYTES, MAX_PARTS, Up
 from modelregistry.domain.errors import (
     Aborted,
     FailedPrecondition,
+    FieldViolation,
     InvalidArgument,
     PreconditionViolation,
 )
@@ -72,6 +73,20 @@ Summary = tuple[str, dict[str, str]]
 Hashed = tuple[bytes, Summary | None]
 
 
+class PastDeclaredSize(InvalidArgument):
+    """The stream carries more bytes than StartUpload declared. Like too few bytes at
+    `finish`, the upload cannot end well: the caller aborts the session."""
+
+
+def _write_after_finish(session_id: str, at: int) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"a message followed the one with `finish` at offset {at}: the file was not "
+        f"committed, so no byte is silently dropped; upload {session_id} stays open: ask "
+        "QueryUpload where to resume, and end the stream after the message with `finish`",
+        reason="WRITE_AFTER_FINISH",
+    )
+
+
 def wrong_offset(session_id: str, committed: int, offset: int) -> FailedPrecondition:
     return FailedPrecondition(
         f"write at offset {offset}, but upload {session_id} continues at {committed}; "
@@ -98,7 +113,7 @@ class UploadWriter:
         self._pool = buffers
         self._session = session
         self._writer_id = writer_id
-        self._hasher = ResumableSha256.from_state(session.hash_state)
+        self._hasher = ResumableSha256.from_state(session.hash_state, session.committed_size)
         self._next_part = len(session.parts) + 1
         self._free: asyncio.Queue[bytearray] = asyncio.Queue()
         self._allocated = 0
@@ -135,6 +150,11 @@ class UploadWriter:
                     self._submit(buffer, fill, position)
                     buffer, fill = await self._buffer(), 0
             if chunk.finish:
+                # Only the last part may be short: make sure this is the end before storing
+                # it, so that a refused stream leaves a session that can still grow.
+                if await anext(rest, None) is not None:
+                    self._free.put_nowait(buffer)
+                    raise _write_after_finish(session_id=self._session.id, at=position)
                 if fill or self._next_part == 1:
                     self._submit(buffer, fill, position)  # the last part may be short or empty
                 await self.drain()
@@ -157,9 +177,10 @@ class UploadWriter:
             )
         end = position + len(chunk.data)
         if session.declared_size is not None and end > session.declared_size:
-            raise InvalidArgument.for_field(
-                "data",
-                f"the upload declared {session.declared_size} bytes, this write goes to {end}",
+            raise PastDeclaredSize(
+                message=f"data: the upload declared {session.declared_size} bytes, this write "
+                f"goes to {end}; nothing was stored, start again",
+                violations=[FieldViolation("data", "goes past the declared size_bytes")],
             )
 
     async def _buffer(self) -> bytearray:
