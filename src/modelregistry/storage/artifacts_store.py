@@ -372,6 +372,11 @@ async def finish_session(
 
 
 async def refresh_version_status(conn: asyncpg.Connection, version_id: int) -> None:
+    # Lock the version row first, in a statement of its own: sessions of one version ending
+    # at once then count open sessions one after another, each in a snapshot taken after the
+    # previous one committed. Counted in one UPDATE, each would see the other still ACTIVE
+    # (READ COMMITTED re-checks the locked row, not the subquery) and leave the version PENDING.
+    await lock_version_stage(conn, version_id)
     await conn.execute(
         """UPDATE model_versions SET status = CASE WHEN EXISTS (
                SELECT 1 FROM upload_sessions WHERE version_id = $1 AND state = 'ACTIVE')
