@@ -36,6 +36,7 @@ from modelregistry.service.upload_writer import (
     BUFFERS,
     LEASE_S,
     BufferPool,
+    ClaimKeeper,
     PastDeclaredSize,
     UploadWriter,
     WriteChunk,
@@ -253,6 +254,7 @@ class ArtifactService:
         writer = UploadWriter(
             self._db, self._store, self._hash_executor, self._buffers, session, writer_id
         )
+        claim = ClaimKeeper(self._db, session.id, writer_id)
         try:
             try:
                 finished = await writer.write(first, chunks)
@@ -265,7 +267,9 @@ class ArtifactService:
             return artifact.size_bytes, artifact
         finally:
             self._uploads_streaming -= 1
-            self._in_background(drain_quietly(writer, lambda: self._release(session.id, writer_id)))
+            self._in_background(
+                drain_quietly(writer, lambda: self._release(session.id, writer_id, claim))
+            )
 
     async def _check_hash_state(self, ctx: CallContext, session: UploadSession) -> None:
         """A session whose saved SHA-256 state this server cannot read can never finish with
@@ -280,7 +284,8 @@ class ArtifactService:
                 reason="UPLOAD_HASH_STATE_UNREADABLE",
             ) from exc
 
-    async def _release(self, upload_id: str, writer_id: str) -> None:
+    async def _release(self, upload_id: str, writer_id: str, claim: ClaimKeeper) -> None:
+        await claim.stop()
         async with self._db.connection() as conn:
             await artifacts_store.release_session(conn, upload_id, writer_id)
 

@@ -35,8 +35,13 @@ from modelregistry.storage.object_store import ObjectStore
 # to keep the store busy.
 BUFFERS = 3
 T = TypeVar("T")
-# How long a stream's claim on a session holds without a recorded part.
-LEASE_S = 15.0
+# How long a stream's claim on a session holds unrenewed. A living writer renews it every
+# RENEW_EVERY_S (see ClaimKeeper), so only a dead one (SIGKILLed server, lost PostgreSQL
+# connection) lets it lapse, and its successor waits at most this long. A lease, not a
+# session advisory lock: a lock lives as long as its connection, which a partitioned
+# server's half-open TCP connection keeps for hours.
+LEASE_S = 2.0
+RENEW_EVERY_S = LEASE_S / 4
 
 
 class BufferPool:
@@ -341,3 +346,36 @@ async def drain_quietly(writer: UploadWriter, then: Callable[[], Awaitable[None]
     writer.return_buffers()
     with contextlib.suppress(Exception):
         await then()
+
+
+class ClaimKeeper:
+    """Renews a writer's claim on its session until stopped."""
+
+    def __init__(self, db: Database, upload_id: str, writer_id: str) -> None:
+        self._db = db
+        self._upload_id = upload_id
+        self._writer_id = writer_id
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self._renew())
+
+    async def _renew(self) -> None:
+        while not self._stop.is_set():
+            # Wake on the event rather than being cancelled: a query cancelled mid-flight
+            # would hand its pool connection back with a cancellation still in progress.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), RENEW_EVERY_S)
+            if self._stop.is_set():
+                return
+            held = True
+            with contextlib.suppress(Exception):  # PostgreSQL away: the next beat tries again
+                async with self._db.connection() as conn:
+                    held = await artifacts_store.renew_claim(
+                        conn, self._upload_id, self._writer_id, LEASE_S
+                    )
+            if not held:
+                return  # taken over or ended: recording the next part will say so
+
+    async def stop(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(Exception):
+            await self._task

@@ -317,6 +317,21 @@ async def claim_session(
     return bool(claimed)
 
 
+async def renew_claim(
+    conn: asyncpg.Connection, upload_id: str, writer: str, lease_s: float
+) -> bool:
+    """Extend `writer`'s claim; False if it no longer holds one."""
+    renewed = await conn.fetchval(
+        """UPDATE upload_sessions SET lease_until = now() + make_interval(secs => $3)
+           WHERE id = $1::uuid AND writer = $2::uuid AND state = 'ACTIVE'
+           RETURNING true""",
+        upload_id,
+        writer,
+        lease_s,
+    )
+    return bool(renewed)
+
+
 async def release_session(conn: asyncpg.Connection, upload_id: str, writer: str) -> None:
     await conn.execute(
         "UPDATE upload_sessions SET writer = NULL WHERE id = $1::uuid AND writer = $2::uuid",
