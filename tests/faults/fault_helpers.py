@@ -33,10 +33,16 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def serve_process(
-    database_url: str, stores: StoreEndpoints, bucket: str, log: Path, **env: str
+    database_url: str,
+    stores: StoreEndpoints,
+    bucket: str,
+    log: Path,
+    target: str = "",
+    **env: str,
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, grpc.aio.Channel]]:
-    """`modelreg serve` in its own process; yields it and a channel once it is SERVING."""
-    target = f"127.0.0.1:{free_port()}"
+    """`modelreg serve` in its own process (on `target`, default a free port) with `env`
+    added; yields it and a channel once it is SERVING."""
+    target = target or f"127.0.0.1:{free_port()}"
     env = {**server_env(database_url, stores, bucket), "MODELREG_LISTEN": target, **env}
     with log.open("ab") as log_file:  # a file, not a pipe: a full pipe would stall the server
         process = await asyncio.create_subprocess_exec(

@@ -125,6 +125,10 @@ class UploadWriter:
         self._parts: list[asyncio.Task[None]] = []
         self._hashed: asyncio.Future[Hashed] | None = None
         self._recorded: asyncio.Future[None] | None = None
+        # The first part that failed: the stream ends with its error at once, rather than
+        # reading on into parts that cannot be recorded.
+        self._failure: BaseException | None = None
+        self._failed = asyncio.Event()
 
     @property
     def session(self) -> UploadSession:
@@ -143,6 +147,7 @@ class UploadWriter:
         position = self._session.committed_size
         chunk: WriteChunk | None = first
         while chunk is not None:
+            self._raise_failure()
             self._check(chunk, position)
             view = memoryview(chunk.data)
             while view.nbytes:
@@ -189,10 +194,29 @@ class UploadWriter:
             )
 
     async def _buffer(self) -> bytearray:
+        self._raise_failure()
         if self._free.empty() and self._allocated < BUFFERS:
             self._allocated += 1
             return self._pool.take(self._session.part_size)
-        return await self._free.get()  # all busy: stop reading until a part is stored
+        # All busy: stop reading until a part is stored, or one fails.
+        getting = asyncio.ensure_future(self._free.get())
+        failing = asyncio.ensure_future(self._failed.wait())
+        try:
+            await asyncio.wait({getting, failing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            failing.cancel()
+            getting.cancel()
+        if getting.done() and not getting.cancelled():
+            buffer = getting.result()
+            if self._failure is None:
+                return buffer
+            self._free.put_nowait(buffer)
+        self._raise_failure()
+        raise AssertionError("unreachable: woken by neither a buffer nor a failure")
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
 
     def return_buffers(self) -> None:
         """Give the buffers back to the pool once no part uses them."""
@@ -249,11 +273,20 @@ class UploadWriter:
             )
         except BaseException as exc:
             _fail(recorded, exc)
-            raise
-        finally:
-            # The bytes are in S3 (or the part failed): the buffer can take the next part
-            # while this one waits its turn to be recorded.
+            if self._failure is None and not isinstance(exc, asyncio.CancelledError):
+                self._failure = exc
+                self._failed.set()
+            still_running = getattr(exc, "still_running", None)
+            if still_running is not None:
+                # Given up on, the store call may still be reading this buffer on its thread:
+                # it becomes free when that call ends, not now.
+                still_running.add_done_callback(lambda _: self._free.put_nowait(buffer))
+                raise
             self._free.put_nowait(buffer)
+            raise
+        # The bytes are in S3: the buffer can take the next part while this one waits its
+        # turn to be recorded.
+        self._free.put_nowait(buffer)
         await _settle(
             recorded, self._record_in_order(number, etag, end, state, summary, previous_recorded)
         )
