@@ -237,6 +237,12 @@ async def known_object_keys(conn: asyncpg.Connection) -> set[str]:
     return {r["object_key"] for r in rows}
 
 
+async def open_multipart_upload_ids(conn: asyncpg.Connection) -> set[str]:
+    """The S3 upload ids of the sessions still open: their multipart uploads are in use."""
+    rows = await conn.fetch("SELECT s3_upload_id FROM upload_sessions WHERE state = 'ACTIVE'")
+    return {r["s3_upload_id"] for r in rows}
+
+
 # -- upload sessions --------------------------------------------------------------------------
 
 

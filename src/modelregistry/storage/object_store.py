@@ -18,6 +18,8 @@ import functools
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 import urllib3
@@ -51,6 +53,15 @@ class StoreDeadlineExceeded(Unavailable):
     thread (`still_running`): memory it reads must not be reused before that ends."""
 
     still_running: asyncio.Future[Any] | None = None
+
+
+@dataclass(frozen=True)
+class PendingUpload:
+    """An incomplete multipart upload: its object key, S3 upload id and start time."""
+
+    key: str
+    upload_id: str
+    initiated: datetime | None
 
 
 class ObjectStore:
@@ -172,6 +183,30 @@ class ObjectStore:
                 for o in self._client.list_objects(self.bucket, prefix=prefix, recursive=True)
                 if o.object_name is not None
             ]
+
+    def multipart_uploads(self, prefix: str) -> list[PendingUpload]:
+        """Every incomplete multipart upload under `prefix`."""
+        found: list[PendingUpload] = []
+        key_marker: str | None = None
+        upload_id_marker: str | None = None
+        with self._translated_errors("list the uploads in"):
+            while True:
+                page = self._client._list_multipart_uploads(
+                    self.bucket,
+                    prefix=prefix,
+                    key_marker=key_marker,
+                    upload_id_marker=upload_id_marker,
+                    max_uploads=1000,
+                )
+                found.extend(
+                    PendingUpload(u.object_name, u.upload_id, u.initiated_time)
+                    for u in page.uploads
+                    if u.upload_id is not None
+                )
+                if not page.is_truncated or not page.uploads:
+                    return found
+                # minio drops NextUploadIdMarker; the last entry is the same marker.
+                key_marker, upload_id_marker = found[-1].key, found[-1].upload_id
 
     def read_range(self, key: str, offset: int, length: int) -> RangeReader:
         """An open reader of `length` bytes from `offset` (length > 0)."""
