@@ -37,6 +37,9 @@ class Settings:
     s3_bucket: str = "modelregistry"
     s3_secure: bool = False
     s3_region: str = "us-east-1"
+    # Seconds any one call to S3 may take, waiting for a free thread included; past it (or
+    # past the caller's own gRPC deadline, if sooner) the caller gets UNAVAILABLE.
+    s3_deadline_s: float = 15.0
     # Uploads streaming at once per replica; more get RESOURCE_EXHAUSTED. Each holds up to
     # (parts in flight + 1) x part size of memory, 64 MiB with 16 MiB parts.
     max_concurrent_uploads: int = 8
@@ -101,6 +104,8 @@ class Settings:
             raise ConfigError(
                 "MODELREG_MAX_CONCURRENT_UPLOADS and MODELREG_UPLOAD_IDLE_TIMEOUT_S must be > 0"
             )
+        if self.s3_deadline_s <= 0:
+            raise ConfigError("MODELREG_S3_DEADLINE_S must be > 0")
         if self.shutdown_grace_s < 0 or self.health_interval_s <= 0:
             raise ConfigError(
                 "MODELREG_SHUTDOWN_GRACE_S and MODELREG_HEALTH_INTERVAL_S must be > 0"

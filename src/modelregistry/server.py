@@ -110,6 +110,7 @@ def object_store_from(settings: Settings) -> ObjectStore:
         settings.s3_bucket,
         secure=settings.s3_secure,
         region=settings.s3_region,
+        deadline_s=settings.s3_deadline_s,
     )
 
 

@@ -8,18 +8,16 @@ import asyncio
 import contextlib
 import os
 import random
-import socket
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2
+from faults.fault_helpers import NOT_SERVING, SERVING, serve_process
 from integration.artifact_helpers import (
     ACTIVE,
     MIB,
-    MODELREG,
     PART,
     Artifacts,
     LocalFile,
@@ -30,7 +28,6 @@ from integration.artifact_helpers import (
     new_version,
     query,
     resume_upload,
-    server_env,
     start_upload,
     upload,
     wait_committed,
@@ -38,8 +35,6 @@ from integration.artifact_helpers import (
     write_requests,
 )
 from integration.helpers import Stub, assert_clean_message
-from support.auth import make_token
-from support.server import authenticated_channel
 from support.stores import StoreEndpoints
 
 from modelregistry import client
@@ -49,38 +44,6 @@ from modelregistry.v1 import registry_service_pb2 as pb
 from modelregistry.v1.artifact_service_pb2_grpc import ArtifactServiceStub
 
 pytestmark = pytest.mark.faults
-
-SERVING = health_pb2.HealthCheckResponse.SERVING
-NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextlib.asynccontextmanager
-async def _serve(
-    database_url: str, stores: StoreEndpoints, bucket: str, log: Path
-) -> AsyncIterator[tuple[asyncio.subprocess.Process, grpc.aio.Channel]]:
-    """`modelreg serve` in its own process; yields it and a channel once it is SERVING."""
-    target = f"127.0.0.1:{_free_port()}"
-    env = {**server_env(database_url, stores, bucket), "MODELREG_LISTEN": target}
-    with log.open("ab") as log_file:  # a file, not a pipe: a full pipe would stall the server
-        process = await asyncio.create_subprocess_exec(
-            MODELREG, "serve", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log_file
-        )
-    try:
-        token = await make_token(database_url)
-        async with authenticated_channel(target, token) as channel:
-            await wait_for_health(channel, SERVING)
-            yield process, channel
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 async def _stream_until(
@@ -123,7 +86,8 @@ async def test_an_upload_resumes_on_a_new_server_after_the_old_one_is_sigkilled(
     killed_at = random.Random(seed).randrange(2 * PART + 1, file.size - MIB)
     log = tmp_path / "serve.log"
 
-    async with _serve(migrated_database_url, store_endpoints, s3_bucket, log) as (server, chan):
+    serving = serve_process(migrated_database_url, store_endpoints, s3_bucket, log)
+    async with serving as (server, chan):
         registry, artifacts = Stub(chan), Artifacts(chan)
         version = await new_version(registry)
         # No declared size: standard 16 MiB parts.
@@ -135,7 +99,7 @@ async def test_an_upload_resumes_on_a_new_server_after_the_old_one_is_sigkilled(
         with pytest.raises(grpc.aio.AioRpcError):  # whatever code: the server is gone
             await call
 
-    async with _serve(migrated_database_url, store_endpoints, s3_bucket, log) as (_, chan):
+    async with serve_process(migrated_database_url, store_endpoints, s3_bucket, log) as (_, chan):
         registry, artifacts = Stub(chan), Artifacts(chan)
         context = f"seed={seed} killed_at={killed_at} before={before.committed_size}"
         after = await query(artifacts, session.upload_id)

@@ -20,6 +20,7 @@ from prometheus_client import Counter, Histogram
 from modelregistry.api.call_context import ANONYMOUS, current_call
 from modelregistry.api.errors import internal_status, status_code_of, to_grpc_status
 from modelregistry.domain.access import Access
+from modelregistry.domain.deadlines import set_call_deadline
 from modelregistry.domain.errors import RegistryError
 from modelregistry.domain.models import CallContext
 
@@ -147,6 +148,7 @@ class _Call:
         # a streaming call may finish in another task, where a reset token is refused).
         self.principal = ANONYMOUS
         current_call.set(CallContext(principal=ANONYMOUS, request_id=self.request_id))
+        set_call_deadline(context.time_remaining())
 
     async def authenticate(self, authenticate: Authenticate | None) -> None:
         """Who is calling, from the bearer token; UNAUTHENTICATED without a valid one."""

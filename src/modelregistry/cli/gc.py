@@ -29,9 +29,14 @@ def gc(
             help="Abort uploads idle longer than this (default MODELREG_UPLOAD_IDLE_TIMEOUT_S)."
         ),
     ] = None,
+    multipart_grace_seconds: Annotated[
+        float,
+        typer.Option(help="Abort multipart uploads no open upload owns once older than this."),
+    ] = 3600.0,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Abort idle uploads and delete stored content that nothing references.
+    """Abort idle uploads, delete stored content that nothing references, and abort multipart
+    uploads that no open upload owns (left by an abort while S3 was down).
 
     Configured like `serve` (MODELREG_DATABASE_URL, MODELREG_S3_*); safe to run while the registry serves.
     """  # noqa: E501
@@ -40,10 +45,10 @@ def gc(
     except ConfigError as error:
         fail(f"error: {error}", EXIT_USAGE)
     idle = settings.upload_idle_timeout_s if idle_seconds is None else idle_seconds
-    if idle < 0:
-        fail("error: --idle-seconds must not be negative", EXIT_USAGE)
+    if idle < 0 or multipart_grace_seconds < 0:
+        fail("error: --idle-seconds and --multipart-grace-seconds must not be negative", EXIT_USAGE)
     try:
-        report = asyncio.run(_collect(settings, idle))
+        report = asyncio.run(_collect(settings, idle, multipart_grace_seconds))
     except RegistryError as error:
         fail(f"error: {error.reason}: {error}", EXIT_ERROR)
     if json_output or Connection.of(ctx).json:  # `modelreg --json gc` too
@@ -52,11 +57,12 @@ def gc(
         typer.echo(
             f"aborted {report.sessions_aborted} idle uploads, deleted {report.blobs_deleted} "
             f"unreferenced blobs and {report.orphan_objects_deleted} orphaned objects, "
+            f"aborted {report.multipart_uploads_aborted} multipart uploads no upload owned, "
             f"freed {report.bytes_freed} bytes"
         )
 
 
-async def _collect(settings: Settings, idle_s: float) -> GcReport:
+async def _collect(settings: Settings, idle_s: float, multipart_grace_s: float) -> GcReport:
     from modelregistry.domain.models import CallContext
     from modelregistry.server import object_store_from
     from modelregistry.service.gc import GarbageCollector
@@ -66,7 +72,7 @@ async def _collect(settings: Settings, idle_s: float) -> GcReport:
     store = object_store_from(settings)
     try:
         ctx = CallContext(principal="gc", request_id="gc")
-        return await GarbageCollector(db, store).collect(ctx, idle_s)
+        return await GarbageCollector(db, store).collect(ctx, idle_s, multipart_grace_s)
     finally:
         await db.close()
         store.close()

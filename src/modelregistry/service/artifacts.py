@@ -31,11 +31,13 @@ from modelregistry.domain.models import CallContext, ModelVersion, Page, Stage
 from modelregistry.domain.names import VersionRef
 from modelregistry.domain.page_tokens import decode_cursor, next_page
 from modelregistry.domain.paging import resolve_page_size
-from modelregistry.hashing import ResumableSha256
+from modelregistry.hashing import ResumableSha256, UnreadableHashState
 from modelregistry.service.upload_writer import (
     BUFFERS,
     LEASE_S,
     BufferPool,
+    ClaimKeeper,
+    PastDeclaredSize,
     UploadWriter,
     WriteChunk,
     drain_quietly,
@@ -234,6 +236,7 @@ class ArtifactService:
             raise _not_active(session)
         if first.offset != session.committed_size:
             raise wrong_offset(session.id, session.committed_size, first.offset)
+        await self._check_hash_state(ctx, session)
         if self._uploads_streaming >= self._upload_slots:
             raise ResourceExhausted(
                 f"this server is streaming {self._uploads_streaming} uploads, its limit; "
@@ -251,17 +254,38 @@ class ArtifactService:
         writer = UploadWriter(
             self._db, self._store, self._hash_executor, self._buffers, session, writer_id
         )
+        claim = ClaimKeeper(self._db, session.id, writer_id)
         try:
-            finished = await writer.write(first, chunks)
+            try:
+                finished = await writer.write(first, chunks)
+            except PastDeclaredSize:
+                await self._abort(ctx, writer.session, "size mismatch", action="Write")
+                raise
             if not finished:
                 return writer.session.committed_size, None
             artifact = await self._commit(ctx, writer)
             return artifact.size_bytes, artifact
         finally:
             self._uploads_streaming -= 1
-            self._in_background(drain_quietly(writer, lambda: self._release(session.id, writer_id)))
+            self._in_background(
+                drain_quietly(writer, lambda: self._release(session.id, writer_id, claim))
+            )
 
-    async def _release(self, upload_id: str, writer_id: str) -> None:
+    async def _check_hash_state(self, ctx: CallContext, session: UploadSession) -> None:
+        """A session whose saved SHA-256 state this server cannot read can never finish with
+        a digest anyone could trust: end it, and say to start again."""
+        try:
+            ResumableSha256.from_state(session.hash_state, session.committed_size)
+        except UnreadableHashState as exc:
+            await self._abort(ctx, session, f"unreadable hash state: {exc}", action="Write")
+            raise FailedPrecondition(
+                f"upload {session.id} cannot resume here: {exc}; it was aborted, start a new "
+                "upload",
+                reason="UPLOAD_HASH_STATE_UNREADABLE",
+            ) from exc
+
+    async def _release(self, upload_id: str, writer_id: str, claim: ClaimKeeper) -> None:
+        await claim.stop()
         async with self._db.connection() as conn:
             await artifacts_store.release_session(conn, upload_id, writer_id)
 

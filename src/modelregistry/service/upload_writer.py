@@ -22,6 +22,7 @@ from modelregistry.domain.artifacts import MAX_MESSAGE_DATA_BYTES, MAX_PARTS, Up
 from modelregistry.domain.errors import (
     Aborted,
     FailedPrecondition,
+    FieldViolation,
     InvalidArgument,
     PreconditionViolation,
 )
@@ -34,8 +35,13 @@ from modelregistry.storage.object_store import ObjectStore
 # to keep the store busy.
 BUFFERS = 3
 T = TypeVar("T")
-# How long a stream's claim on a session holds without a recorded part.
-LEASE_S = 15.0
+# How long a stream's claim on a session holds unrenewed. A living writer renews it every
+# RENEW_EVERY_S (see ClaimKeeper), so only a dead one (SIGKILLed server, lost PostgreSQL
+# connection) lets it lapse, and its successor waits at most this long. A lease, not a
+# session advisory lock: a lock lives as long as its connection, which a partitioned
+# server's half-open TCP connection keeps for hours.
+LEASE_S = 2.0
+RENEW_EVERY_S = LEASE_S / 4
 
 
 class BufferPool:
@@ -72,6 +78,20 @@ Summary = tuple[str, dict[str, str]]
 Hashed = tuple[bytes, Summary | None]
 
 
+class PastDeclaredSize(InvalidArgument):
+    """The stream carries more bytes than StartUpload declared. Like too few bytes at
+    `finish`, the upload cannot end well: the caller aborts the session."""
+
+
+def _write_after_finish(session_id: str, at: int) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"a message followed the one with `finish` at offset {at}: the file was not "
+        f"committed, so no byte is silently dropped; upload {session_id} stays open: ask "
+        "QueryUpload where to resume, and end the stream after the message with `finish`",
+        reason="WRITE_AFTER_FINISH",
+    )
+
+
 def wrong_offset(session_id: str, committed: int, offset: int) -> FailedPrecondition:
     return FailedPrecondition(
         f"write at offset {offset}, but upload {session_id} continues at {committed}; "
@@ -98,13 +118,17 @@ class UploadWriter:
         self._pool = buffers
         self._session = session
         self._writer_id = writer_id
-        self._hasher = ResumableSha256.from_state(session.hash_state)
+        self._hasher = ResumableSha256.from_state(session.hash_state, session.committed_size)
         self._next_part = len(session.parts) + 1
         self._free: asyncio.Queue[bytearray] = asyncio.Queue()
         self._allocated = 0
         self._parts: list[asyncio.Task[None]] = []
         self._hashed: asyncio.Future[Hashed] | None = None
         self._recorded: asyncio.Future[None] | None = None
+        # The first part that failed: the stream ends with its error at once, rather than
+        # reading on into parts that cannot be recorded.
+        self._failure: BaseException | None = None
+        self._failed = asyncio.Event()
 
     @property
     def session(self) -> UploadSession:
@@ -123,6 +147,7 @@ class UploadWriter:
         position = self._session.committed_size
         chunk: WriteChunk | None = first
         while chunk is not None:
+            self._raise_failure()
             self._check(chunk, position)
             view = memoryview(chunk.data)
             while view.nbytes:
@@ -135,6 +160,11 @@ class UploadWriter:
                     self._submit(buffer, fill, position)
                     buffer, fill = await self._buffer(), 0
             if chunk.finish:
+                # Only the last part may be short: make sure this is the end before storing
+                # it, so that a refused stream leaves a session that can still grow.
+                if await anext(rest, None) is not None:
+                    self._free.put_nowait(buffer)
+                    raise _write_after_finish(session_id=self._session.id, at=position)
                 if fill or self._next_part == 1:
                     self._submit(buffer, fill, position)  # the last part may be short or empty
                 await self.drain()
@@ -157,16 +187,36 @@ class UploadWriter:
             )
         end = position + len(chunk.data)
         if session.declared_size is not None and end > session.declared_size:
-            raise InvalidArgument.for_field(
-                "data",
-                f"the upload declared {session.declared_size} bytes, this write goes to {end}",
+            raise PastDeclaredSize(
+                message=f"data: the upload declared {session.declared_size} bytes, this write "
+                f"goes to {end}; nothing was stored, start again",
+                violations=[FieldViolation("data", "goes past the declared size_bytes")],
             )
 
     async def _buffer(self) -> bytearray:
+        self._raise_failure()
         if self._free.empty() and self._allocated < BUFFERS:
             self._allocated += 1
             return self._pool.take(self._session.part_size)
-        return await self._free.get()  # all busy: stop reading until a part is stored
+        # All busy: stop reading until a part is stored, or one fails.
+        getting = asyncio.ensure_future(self._free.get())
+        failing = asyncio.ensure_future(self._failed.wait())
+        try:
+            await asyncio.wait({getting, failing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            failing.cancel()
+            getting.cancel()
+        if getting.done() and not getting.cancelled():
+            buffer = getting.result()
+            if self._failure is None:
+                return buffer
+            self._free.put_nowait(buffer)
+        self._raise_failure()
+        raise AssertionError("unreachable: woken by neither a buffer nor a failure")
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
 
     def return_buffers(self) -> None:
         """Give the buffers back to the pool once no part uses them."""
@@ -223,11 +273,20 @@ class UploadWriter:
             )
         except BaseException as exc:
             _fail(recorded, exc)
-            raise
-        finally:
-            # The bytes are in S3 (or the part failed): the buffer can take the next part
-            # while this one waits its turn to be recorded.
+            if self._failure is None and not isinstance(exc, asyncio.CancelledError):
+                self._failure = exc
+                self._failed.set()
+            still_running = getattr(exc, "still_running", None)
+            if still_running is not None:
+                # Given up on, the store call may still be reading this buffer on its thread:
+                # it becomes free when that call ends, not now.
+                still_running.add_done_callback(lambda _: self._free.put_nowait(buffer))
+                raise
             self._free.put_nowait(buffer)
+            raise
+        # The bytes are in S3: the buffer can take the next part while this one waits its
+        # turn to be recorded.
+        self._free.put_nowait(buffer)
         await _settle(
             recorded, self._record_in_order(number, etag, end, state, summary, previous_recorded)
         )
@@ -320,3 +379,36 @@ async def drain_quietly(writer: UploadWriter, then: Callable[[], Awaitable[None]
     writer.return_buffers()
     with contextlib.suppress(Exception):
         await then()
+
+
+class ClaimKeeper:
+    """Renews a writer's claim on its session until stopped."""
+
+    def __init__(self, db: Database, upload_id: str, writer_id: str) -> None:
+        self._db = db
+        self._upload_id = upload_id
+        self._writer_id = writer_id
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self._renew())
+
+    async def _renew(self) -> None:
+        while not self._stop.is_set():
+            # Wake on the event rather than being cancelled: a query cancelled mid-flight
+            # would hand its pool connection back with a cancellation still in progress.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), RENEW_EVERY_S)
+            if self._stop.is_set():
+                return
+            held = True
+            with contextlib.suppress(Exception):  # PostgreSQL away: the next beat tries again
+                async with self._db.connection() as conn:
+                    held = await artifacts_store.renew_claim(
+                        conn, self._upload_id, self._writer_id, LEASE_S
+                    )
+            if not held:
+                return  # taken over or ended: recording the next part will say so
+
+    async def stop(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(Exception):
+            await self._task

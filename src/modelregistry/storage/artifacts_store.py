@@ -237,6 +237,12 @@ async def known_object_keys(conn: asyncpg.Connection) -> set[str]:
     return {r["object_key"] for r in rows}
 
 
+async def open_multipart_upload_ids(conn: asyncpg.Connection) -> set[str]:
+    """The S3 upload ids of the sessions still open: their multipart uploads are in use."""
+    rows = await conn.fetch("SELECT s3_upload_id FROM upload_sessions WHERE state = 'ACTIVE'")
+    return {r["s3_upload_id"] for r in rows}
+
+
 # -- upload sessions --------------------------------------------------------------------------
 
 
@@ -317,6 +323,21 @@ async def claim_session(
     return bool(claimed)
 
 
+async def renew_claim(
+    conn: asyncpg.Connection, upload_id: str, writer: str, lease_s: float
+) -> bool:
+    """Extend `writer`'s claim; False if it no longer holds one."""
+    renewed = await conn.fetchval(
+        """UPDATE upload_sessions SET lease_until = now() + make_interval(secs => $3)
+           WHERE id = $1::uuid AND writer = $2::uuid AND state = 'ACTIVE'
+           RETURNING true""",
+        upload_id,
+        writer,
+        lease_s,
+    )
+    return bool(renewed)
+
+
 async def release_session(conn: asyncpg.Connection, upload_id: str, writer: str) -> None:
     await conn.execute(
         "UPDATE upload_sessions SET writer = NULL WHERE id = $1::uuid AND writer = $2::uuid",
@@ -372,6 +393,11 @@ async def finish_session(
 
 
 async def refresh_version_status(conn: asyncpg.Connection, version_id: int) -> None:
+    # Lock the version row first, in a statement of its own: sessions of one version ending
+    # at once then count open sessions one after another, each in a snapshot taken after the
+    # previous one committed. Counted in one UPDATE, each would see the other still ACTIVE
+    # (READ COMMITTED re-checks the locked row, not the subquery) and leave the version PENDING.
+    await lock_version_stage(conn, version_id)
     await conn.execute(
         """UPDATE model_versions SET status = CASE WHEN EXISTS (
                SELECT 1 FROM upload_sessions WHERE version_id = $1 AND state = 'ACTIVE')

@@ -27,6 +27,13 @@ _UNREACHABLE = (
 Connection = asyncpg.Connection
 
 _CONFLICT = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+# What asyncpg raises when a connection's protocol is not idle where it should be. Seen when
+# PostgreSQL ends a session (restart, pg_terminate_backend): its FATAL message reaches an idle
+# pooled connection, which asyncpg cannot parse while idle and leaves waiting for a sync point
+# that never comes; until the socket's close is processed too, the pool still hands that
+# connection out, and the next statement fails with "cannot switch to state N; another
+# operation (2) is in progress". No statement of ours ran on it: the session is gone.
+_PROTOCOL_BROKEN = asyncpg.InternalClientError
 # How LISTEN connections show in pg_stat_activity.
 LISTENER_APPLICATION_NAME = "modelreg-listener"
 
@@ -80,12 +87,17 @@ class Database:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A connection for reads or a single self-contained statement."""
-        async with translate_errors(), self._pool.acquire() as conn:
+        async with translate_errors(), self._pool.acquire() as conn, _dropped_if_broken(conn):
             yield conn
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
-        async with translate_errors(), self._pool.acquire() as conn, conn.transaction():
+        async with (
+            translate_errors(),
+            self._pool.acquire() as conn,
+            _dropped_if_broken(conn),
+            conn.transaction(),
+        ):
             yield conn
 
     async def ping(self, deadline_s: float) -> None:
@@ -142,10 +154,20 @@ class Listener:
 
 
 @asynccontextmanager
+async def _dropped_if_broken(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """Close a connection whose protocol broke, so that the pool never hands it out again."""
+    try:
+        yield
+    except _PROTOCOL_BROKEN:
+        conn.terminate()
+        raise
+
+
+@asynccontextmanager
 async def translate_errors() -> AsyncIterator[None]:
     try:
         yield
     except _CONFLICT as exc:
         raise Aborted("a concurrent change conflicted with this one; retry the call") from exc
-    except _UNREACHABLE as exc:
+    except (*_UNREACHABLE, _PROTOCOL_BROKEN) as exc:
         raise Unavailable("PostgreSQL is unreachable; retry with backoff") from exc

@@ -3,6 +3,11 @@
 minio blocks, so every call made from async code goes through a small bounded thread pool
 (`*_async` methods): the event loop never waits on the network. Failures leave this module as
 domain errors whose messages name the endpoint and bucket, never a credential.
+
+Every call has a deadline (`deadline_s`, shortened to the caller's own gRPC deadline): a store
+that hangs (stopped, partitioned) costs a caller UNAVAILABLE after at most that long, never
+minutes. The socket timeouts equal the deadline and a request is never retried after it was
+sent, so the thread of a call given up on also ends by itself soon after.
 """
 
 from __future__ import annotations
@@ -13,13 +18,16 @@ import functools
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ParamSpec, TypeVar
 
 import urllib3
 from minio import Minio
 from minio.datatypes import Part
 from minio.error import MinioException, S3Error
 
+from modelregistry.domain.deadlines import time_left
 from modelregistry.domain.errors import DataLoss, FailedPrecondition, NotFound, Unavailable
 
 _P = ParamSpec("_P")
@@ -36,6 +44,24 @@ _BUCKET_ALREADY_THERE = {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}
 
 
 _SDK_FAILURES = (MinioException, urllib3.exceptions.HTTPError, OSError)
+# The default limit on one store call, queueing for a thread included (MODELREG_S3_DEADLINE_S).
+DEFAULT_DEADLINE_S = 15.0
+
+
+class StoreDeadlineExceeded(Unavailable):
+    """The store did not answer in time. The blocking call may still be running on its
+    thread (`still_running`): memory it reads must not be reused before that ends."""
+
+    still_running: asyncio.Future[Any] | None = None
+
+
+@dataclass(frozen=True)
+class PendingUpload:
+    """An incomplete multipart upload: its object key, S3 upload id and start time."""
+
+    key: str
+    upload_id: str
+    initiated: datetime | None
 
 
 class ObjectStore:
@@ -52,12 +78,13 @@ class ObjectStore:
         region: str = "us-east-1",
         max_workers: int = DEFAULT_MAX_WORKERS,
         connect_timeout_s: float = 5.0,
-        read_timeout_s: float = 60.0,
+        deadline_s: float = DEFAULT_DEADLINE_S,
         retries: int = 3,
     ) -> None:
         self.endpoint = endpoint
         self.bucket = bucket
         self.secure = secure
+        self.deadline_s = deadline_s
         self._client = Minio(
             endpoint,
             access_key=access_key,
@@ -65,7 +92,10 @@ class ObjectStore:
             secure=secure,
             region=region,
             http_client=_http_pool(
-                max_workers + READ_WORKERS, connect_timeout_s, read_timeout_s, retries
+                max_workers + READ_WORKERS + 1,
+                min(connect_timeout_s, deadline_s),
+                deadline_s,
+                retries,
             ),
         )
         self._executor = ThreadPoolExecutor(
@@ -74,6 +104,10 @@ class ObjectStore:
         self._read_executor = ThreadPoolExecutor(
             max_workers=READ_WORKERS, thread_name_prefix="object-store-read"
         )
+        # Health probes on a thread of their own: probes of a hung store must not take the
+        # threads that uploads need, nor pile up (a probe waits for the one before).
+        self._ping_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-ping")
+        self._lingering: set[asyncio.Future[None]] = set()
 
     def __repr__(self) -> str:
         return f"ObjectStore(endpoint={self.endpoint!r}, bucket={self.bucket!r})"
@@ -150,6 +184,30 @@ class ObjectStore:
                 if o.object_name is not None
             ]
 
+    def multipart_uploads(self, prefix: str) -> list[PendingUpload]:
+        """Every incomplete multipart upload under `prefix`."""
+        found: list[PendingUpload] = []
+        key_marker: str | None = None
+        upload_id_marker: str | None = None
+        with self._translated_errors("list the uploads in"):
+            while True:
+                page = self._client._list_multipart_uploads(
+                    self.bucket,
+                    prefix=prefix,
+                    key_marker=key_marker,
+                    upload_id_marker=upload_id_marker,
+                    max_uploads=1000,
+                )
+                found.extend(
+                    PendingUpload(u.object_name, u.upload_id, u.initiated_time)
+                    for u in page.uploads
+                    if u.upload_id is not None
+                )
+                if not page.is_truncated or not page.uploads:
+                    return found
+                # minio drops NextUploadIdMarker; the last entry is the same marker.
+                key_marker, upload_id_marker = found[-1].key, found[-1].upload_id
+
     def read_range(self, key: str, offset: int, length: int) -> RangeReader:
         """An open reader of `length` bytes from `offset` (length > 0)."""
         with self._translated_errors("read from"):
@@ -162,23 +220,41 @@ class ObjectStore:
         await self.run_blocking(self.ensure_bucket)
 
     async def ping_async(self) -> None:
-        await self.run_blocking(self.ping)
+        await self._within_deadline(self._ping_executor, "reach the bucket", self.ping)
 
     async def run_blocking(
         self, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
     ) -> _T:
-        """Run a blocking call on this store's bounded pool."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, functools.partial(function, *args, **kwargs)
-        )
+        """Run a blocking call on this store's bounded pool, within the deadline."""
+        call = functools.partial(function, *args, **kwargs)
+        return await self._within_deadline(self._executor, "reach", call)
 
     async def run_read(self, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        """Run a blocking read on the read pool."""
+        """Run a blocking read on the read pool, within the deadline."""
+        call = functools.partial(function, *args, **kwargs)
+        return await self._within_deadline(self._read_executor, "read from", call)
+
+    async def _within_deadline(
+        self, executor: ThreadPoolExecutor, action: str, call: Callable[[], _T]
+    ) -> _T:
+        timeout = time_left(self.deadline_s)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._read_executor, functools.partial(function, *args, **kwargs)
-        )
+        running = loop.run_in_executor(executor, call)
+        try:
+            # Shielded: a thread cannot be stopped, so its future must outlive this wait.
+            return await asyncio.wait_for(asyncio.shield(running), timeout)
+        except TimeoutError:
+            running.add_done_callback(_consume_outcome)
+            error = StoreDeadlineExceeded(
+                message=f"could not {action} {self.bucket!r} at S3 endpoint {self.endpoint}: "
+                f"no answer within {timeout:g} s; retry with backoff",
+                metadata={"endpoint": self.endpoint, "bucket": self.bucket},
+            )
+            error.still_running = running
+            raise error from None
+        except asyncio.CancelledError:
+            running.add_done_callback(_consume_outcome)
+            raise
 
     async def stream_range(
         self, key: str, offset: int, length: int, read_ahead: int
@@ -208,7 +284,10 @@ class ObjectStore:
         pumping = loop.run_in_executor(self._read_executor, pump)
         try:
             while True:
-                item = await chunks.get()
+                try:
+                    item = await asyncio.wait_for(chunks.get(), time_left(self.deadline_s))
+                except TimeoutError:
+                    raise self._unavailable("read from", "no data within the deadline") from None
                 if isinstance(item, Exception):
                     raise item
                 if not item:
@@ -216,15 +295,18 @@ class ObjectStore:
                 yield item
         finally:
             stop.set()
-            reader.close()  # ends a read in progress
-            while not pumping.done():
-                while not chunks.empty():
-                    chunks.get_nowait()  # unblock a pump waiting for room
-                await asyncio.wait([pumping], timeout=0.05)
+            reader.close()  # ends a read in progress, where the store still answers
+            if not pumping.done():
+                # A pump stuck on a hung store ends at its socket timeout; until then keep
+                # its queue open, without holding up the caller.
+                lingering = asyncio.ensure_future(_drain_until_done(pumping, chunks))
+                self._lingering.add(lingering)
+                lingering.add_done_callback(self._lingering.discard)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
         self._read_executor.shutdown(wait=True, cancel_futures=True)
+        self._ping_executor.shutdown(wait=True, cancel_futures=True)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -280,16 +362,32 @@ class RangeReader:
             self._response.release_conn()
 
 
+def _consume_outcome(future: asyncio.Future[Any]) -> None:
+    """Retrieve the result of a call nobody waits for any more (no 'never retrieved' noise)."""
+    if not future.cancelled():
+        future.exception()
+
+
+async def _drain_until_done(pumping: asyncio.Future[None], chunks: asyncio.Queue[Any]) -> None:
+    while not pumping.done():
+        while not chunks.empty():
+            chunks.get_nowait()  # unblock a pump waiting for room
+        await asyncio.wait([pumping], timeout=0.05)
+
+
 def _http_pool(
     max_workers: int, connect_timeout_s: float, read_timeout_s: float, retries: int
 ) -> urllib3.PoolManager:
     # minio's default pool waits 5 minutes to connect and retries 5 times: far too long for
-    # a health probe to notice that the store is down.
+    # a health probe to notice that the store is down. A request that reached the store is
+    # not retried on a read timeout (read=0): a hung store would otherwise cost every call
+    # several read timeouts, and the deadline allows one.
     return urllib3.PoolManager(
         maxsize=max_workers + 2,
         timeout=urllib3.Timeout(connect=connect_timeout_s, read=read_timeout_s),
         retries=urllib3.Retry(
             total=retries,
+            read=0,
             backoff_factor=0.2,
             status_forcelist=[500, 502, 503, 504],
         ),
