@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
+from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import InvalidArgument, PermissionDenied
 
 if TYPE_CHECKING:  # validation imports models, which imports this module
@@ -62,7 +63,7 @@ def require(access: Access, role: Role, model: str | None, action: str) -> None:
     scope = f" on model {model!r}" if model is not None else ""
     raise PermissionDenied(
         f"{access.principal!r} may not {action}: that needs the {role.label} role{scope}",
-        reason="ROLE_REQUIRED",
+        reason=ErrorReason.ROLE_REQUIRED,
         metadata={"required_role": role.label},
     )
 

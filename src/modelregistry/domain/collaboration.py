@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from modelregistry.domain.access import Role
+from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import FailedPrecondition, PreconditionViolation
 from modelregistry.domain.models import CallContext
 from modelregistry.domain.names import version_name
@@ -159,7 +160,7 @@ def check_flag_resolvable(flag: Flag) -> None:
     if flag.state == FlagState.RESOLVED:
         raise FailedPrecondition(
             f"{flag.name} was already resolved by {flag.resolved_by!r}",
-            reason="FLAG_RESOLVED",
+            reason=ErrorReason.FLAG_RESOLVED,
             violations=[PreconditionViolation("STATE", flag.name, "the flag is RESOLVED")],
         )
 
@@ -168,13 +169,13 @@ def check_status_change(deployment: Deployment, target: DeploymentStatus) -> Non
     if deployment.status == DeploymentStatus.RETIRED:
         raise FailedPrecondition(
             f"{deployment.name} is RETIRED, which is final; record a new deployment instead",
-            reason="DEPLOYMENT_RETIRED",
+            reason=ErrorReason.DEPLOYMENT_RETIRED,
             violations=[PreconditionViolation("STATUS", deployment.name, "RETIRED is final")],
         )
     if deployment.status == target:
         raise FailedPrecondition(
             f"{deployment.name} is already {target.value}",
-            reason="SAME_STATUS",
+            reason=ErrorReason.SAME_STATUS,
             violations=[
                 PreconditionViolation("STATUS", deployment.name, f"already {target.value}")
             ],

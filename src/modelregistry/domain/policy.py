@@ -11,6 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from modelregistry.domain.collaboration import Flag, child_name
+from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import FailedPrecondition, InvalidArgument, PreconditionViolation
 from modelregistry.domain.models import make_etag
 from modelregistry.domain.names import model_name, parse_model_name, validate_alias
@@ -236,7 +237,9 @@ def policy_not_met(
     if flags:
         others.append(f"{len(flags)} open flag(s) (resolve them with ResolveFlag)")
     # A refusal for open flags alone keeps the reason it always had.
-    reason = "OPEN_FLAGS" if len(flags) == len(unmet) else "PROMOTION_POLICY_NOT_MET"
+    reason = (
+        ErrorReason.OPEN_FLAGS if len(flags) == len(unmet) else ErrorReason.PROMOTION_POLICY_NOT_MET
+    )
     return FailedPrecondition(
         f"{version_name} does not meet the model's promotion policy, so it cannot {purpose}: "
         + "; ".join(others),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from modelregistry.domain import lifecycle
 from modelregistry.domain.access import Role
 from modelregistry.domain.comparison import Comparison, compare
+from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -37,7 +38,7 @@ def version_not_found(ref: VersionRef) -> NotFound:
     what = f"version {ref.number}" if ref.number is not None else f"alias {ref.alias!r}"
     return NotFound(
         f"model {ref.model!r} has no {what}; list its versions with ListModelVersions",
-        reason="VERSION_NOT_FOUND",
+        reason=ErrorReason.VERSION_NOT_FOUND,
     )
 
 
@@ -60,7 +61,7 @@ async def check_policy(
 def uploads_open(version_name: str, action: str) -> FailedPrecondition:
     return FailedPrecondition(
         f"{version_name} has uploads open; finish or abort them (AbortUpload) to {action}",
-        reason="UPLOADS_OPEN",
+        reason=ErrorReason.UPLOADS_OPEN,
         violations=[PreconditionViolation("STATUS", version_name, "uploads are open")],
     )
 
@@ -93,7 +94,7 @@ class VersionService:
         if parent is None:
             raise NotFound(
                 f"lineage.derived_from names {derived_from}, which does not exist",
-                reason="PARENT_VERSION_NOT_FOUND",
+                reason=ErrorReason.PARENT_VERSION_NOT_FOUND,
             )
         return parent.name
 
@@ -147,7 +148,7 @@ class VersionService:
             if current.stage == Stage.PRODUCTION:
                 raise FailedPrecondition(
                     f"{current.name} is in PRODUCTION; move it to ARCHIVED before deleting it",
-                    reason="VERSION_IN_PRODUCTION",
+                    reason=ErrorReason.VERSION_IN_PRODUCTION,
                 )
             if current.status == VersionStatus.PENDING:
                 raise uploads_open(current.name, "delete it")
@@ -233,7 +234,7 @@ class VersionService:
             held_by = await versions_store.delete_alias(conn, ctx, model_row, alias)
             if held_by is None:
                 raise NotFound(
-                    f"model {model_id!r} has no alias {alias!r}", reason="ALIAS_NOT_FOUND"
+                    f"model {model_id!r} has no alias {alias!r}", reason=ErrorReason.ALIAS_NOT_FOUND
                 )
             version = await versions_store.get_version_by_id(conn, held_by)
             # Recorded on the version that lost the alias, as SetModelVersionAlias records the

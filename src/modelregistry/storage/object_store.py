@@ -20,6 +20,7 @@ from minio import Minio
 from minio.datatypes import Part
 from minio.error import MinioException, S3Error
 
+from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import DataLoss, FailedPrecondition, NotFound, Unavailable
 
 _P = ParamSpec("_P")
@@ -238,18 +239,18 @@ class ObjectStore:
                 raise FailedPrecondition(
                     "the upload's stored parts were released (the session was aborted or "
                     "collected); start a new upload",
-                    reason="UPLOAD_RELEASED",
+                    reason=ErrorReason.UPLOAD_RELEASED,
                 ) from exc
             if exc.code == "NoSuchKey":
                 raise DataLoss(
                     f"an object the registry references is missing from bucket {self.bucket!r}",
-                    reason="OBJECT_MISSING",
+                    reason=ErrorReason.OBJECT_MISSING,
                 ) from exc
             if exc.code in ("InvalidPart", "InvalidPartOrder"):
                 raise DataLoss(
                     "the stored parts of this upload do not match what was recorded; "
                     "abort it and upload again",
-                    reason="PARTS_MISMATCH",
+                    reason=ErrorReason.PARTS_MISMATCH,
                 ) from exc
             raise self._unavailable(action, exc.code or "S3Error") from exc
         except _SDK_FAILURES as exc:
