@@ -34,7 +34,7 @@ from modelregistry.service.listing import ListingService
 from modelregistry.service.models import ModelService
 from modelregistry.service.policy import PolicyService
 from modelregistry.service.versions import VersionService
-from modelregistry.storage import migrations, secrets_store
+from modelregistry.storage import migrate, secrets_store
 from modelregistry.storage.database import Database
 from modelregistry.storage.object_store import ObjectStore
 from modelregistry.v1 import (
@@ -90,7 +90,7 @@ async def serve(
     configure_logging(settings.log_format, settings.log_level)
     stop = stop or _stop_on_signals()
     if settings.migrate_on_start:
-        applied = await migrations.migrate(settings.database_url)
+        applied = await migrate.migrate(settings.database_url)
         if applied:
             log.info("migrations applied", migrations=applied)
     db = await Database.connect(
@@ -125,7 +125,7 @@ async def _serve_with(
     stop: asyncio.Event,
 ) -> None:
     async with db.connection() as conn:
-        await migrations.check_schema(conn)
+        await migrate.check_schema(conn)
         page_key = await secrets_store.page_token_key(conn)
     authenticator = Authenticator(db)
     server = grpc.aio.server(
