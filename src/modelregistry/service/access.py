@@ -10,11 +10,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from modelregistry.domain.access import Access, Grant, Role, Token, principal_resource
+from modelregistry.domain.access import Access, Grant, Role, Token
 from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import NotFound, Unauthenticated
 from modelregistry.domain.models import CallContext, Page
-from modelregistry.domain.names import model_name
+from modelregistry.domain.names import model_name, principal_resource
 from modelregistry.domain.page_tokens import (
     decode_cursor,
     next_page,

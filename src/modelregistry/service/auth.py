@@ -14,10 +14,8 @@ from modelregistry.domain.access import (
     Role,
     Token,
     new_token,
-    parse_token_name,
     rfc3339,
     token_hash,
-    token_name,
     validate_principal,
 )
 from modelregistry.domain.error_reason import ErrorReason
@@ -29,7 +27,7 @@ from modelregistry.domain.errors import (
     Unauthenticated,
 )
 from modelregistry.domain.models import CallContext
-from modelregistry.domain.names import model_name, validate_model_id
+from modelregistry.domain.names import model_name, parse_token_name, token_name, validate_model_id
 from modelregistry.storage import audit_store, auth_store
 from modelregistry.storage.database import Connection, Database
 

@@ -14,7 +14,7 @@ from modelregistry.domain.errors import (
     PreconditionViolation,
 )
 from modelregistry.domain.models import CallContext, ModelVersion, Page
-from modelregistry.domain.names import VersionRef
+from modelregistry.domain.names import COMMENTS, VersionRef, version_child_name
 from modelregistry.domain.page_tokens import (
     decode_cursor,
     next_page,
@@ -174,7 +174,7 @@ class CollaborationService:
                     violations=[
                         PreconditionViolation(
                             "REPLY",
-                            co.child_name(comment.model, comment.version, co.COMMENTS, reply),
+                            version_child_name(comment.model, comment.version, COMMENTS, reply),
                             f"replies to {comment.name}",
                         )
                         for reply in replies
