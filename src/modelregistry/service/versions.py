@@ -7,6 +7,7 @@ from modelregistry.domain.access import Role
 from modelregistry.domain.comparison import Comparison, compare
 from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import (
+    AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -78,15 +79,32 @@ class VersionService:
         request_id: str | None,
     ) -> ModelVersion:
         ctx.require(Role.EDITOR, model_id, "add versions to this model")
-        async with self._db.connection() as conn:
-            if content.lineage.derived_from:
-                content.lineage.derived_from = await self._canonical_parent(
-                    conn, content.lineage.derived_from
+        try:
+            async with self._db.transaction() as conn:
+                if content.lineage.derived_from:
+                    content.lineage.derived_from = await self._canonical_parent(
+                        conn, content.lineage.derived_from
+                    )
+                created = await versions_store.create_version(
+                    conn, ctx, model_id, content, request_id
                 )
-            created = await versions_store.create_version(conn, ctx, model_id, content, request_id)
-            if created is None:
-                raise model_not_found(model_id)
-            return created
+                if created is None:
+                    raise model_not_found(model_id)
+                await audit_store.insert_audit(
+                    conn, ctx, "CreateModelVersion", created.name, None, version_summary(created)
+                )
+                return created
+        except AlreadyExists:
+            # A retry of a create that succeeded: the version it made, and no second event.
+            if request_id is None:
+                raise
+            async with self._db.connection() as conn:
+                earlier = await versions_store.find_version_by_request_id(
+                    conn, model_id, request_id
+                )
+            if earlier is None:
+                raise
+            return earlier
 
     async def _canonical_parent(self, conn: Connection, derived_from: str) -> str:
         ref = parse_version_name(derived_from, "model_version.lineage.derived_from")
