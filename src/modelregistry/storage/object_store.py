@@ -1,7 +1,7 @@
 """The S3 object store, over the (synchronous) minio SDK.
 
 minio blocks, so every call made from async code goes through a small bounded thread pool
-(`*_async` methods): the event loop never waits on the network. Failures leave this module as
+(run_blocking, run_read): the event loop never waits on the network. Failures leave this module as
 domain errors whose messages name the endpoint and bucket, never a credential.
 """
 
