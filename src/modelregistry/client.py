@@ -21,16 +21,30 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import grpc
-from google.rpc import error_details_pb2  # type: ignore[import-untyped, unused-ignore]
+from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from modelregistry.v1 import registry_service_pb2_grpc
+
+if TYPE_CHECKING:
+    # What synchronous calls return: a call that is also a Future, or an iterator of
+    # responses. grpc-stubs names them privately; they exist for type checking only.
+    from grpc import _CallFuture as _UnaryResult
+    from grpc import _CallIterator as _StreamResult
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 TARGET_ENV = "MODELREG_TARGET"
@@ -212,46 +226,73 @@ def registry(channel: grpc.Channel) -> registry_service_pb2_grpc.RegistryService
     return registry_service_pb2_grpc.RegistryServiceStub(channel)
 
 
-class _CallDetails(NamedTuple):
+@dataclass(frozen=True)
+class _CallDetails(grpc.ClientCallDetails):
     method: str
     timeout: float | None
-    metadata: Sequence[tuple[str, str | bytes]] | None
+    metadata: tuple[tuple[str, str | bytes], ...] | None
     credentials: grpc.CallCredentials | None
     wait_for_ready: bool | None
-    compression: Any
+    compression: grpc.Compression | None
 
 
-# grpc ships no type information (mypy sees Any); with grpc-stubs these bases are generic.
+_RequestT = TypeVar("_RequestT")
+_ResponseT = TypeVar("_ResponseT")
+
+
 class _BearerToken(
-    grpc.UnaryUnaryClientInterceptor,  # type: ignore[misc, type-arg, unused-ignore]
-    grpc.UnaryStreamClientInterceptor,  # type: ignore[misc, type-arg, unused-ignore]
-    grpc.StreamUnaryClientInterceptor,  # type: ignore[misc, type-arg, unused-ignore]
-    grpc.StreamStreamClientInterceptor,  # type: ignore[misc, type-arg, unused-ignore]
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
 ):
     def __init__(self, token: str) -> None:
         self._header = ("authorization", f"Bearer {token}")
 
-    def _details(self, details: Any) -> _CallDetails:
-        metadata = [*(details.metadata or ()), self._header]
+    def _details(self, details: grpc.ClientCallDetails) -> _CallDetails:
         return _CallDetails(
             details.method,
             details.timeout,
-            metadata,
+            (*(details.metadata or ()), self._header),
             details.credentials,
             details.wait_for_ready,
             getattr(details, "compression", None),
         )
 
-    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+    def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.ClientCallDetails, _RequestT], _UnaryResult[_ResponseT]],
+        details: grpc.ClientCallDetails,
+        request: _RequestT,
+    ) -> _UnaryResult[_ResponseT]:
         return continuation(self._details(details), request)
 
-    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+    def intercept_unary_stream(
+        self,
+        continuation: Callable[[grpc.ClientCallDetails, _RequestT], _StreamResult[_ResponseT]],
+        details: grpc.ClientCallDetails,
+        request: _RequestT,
+    ) -> _StreamResult[_ResponseT]:
         return continuation(self._details(details), request)
 
-    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+    def intercept_stream_unary(
+        self,
+        continuation: Callable[
+            [grpc.ClientCallDetails, Iterator[_RequestT]], _UnaryResult[_ResponseT]
+        ],
+        details: grpc.ClientCallDetails,
+        requests: Iterator[_RequestT],
+    ) -> _UnaryResult[_ResponseT]:
         return continuation(self._details(details), requests)
 
-    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+    def intercept_stream_stream(
+        self,
+        continuation: Callable[
+            [grpc.ClientCallDetails, Iterator[_RequestT]], _StreamResult[_ResponseT]
+        ],
+        details: grpc.ClientCallDetails,
+        requests: Iterator[_RequestT],
+    ) -> _StreamResult[_ResponseT]:
         return continuation(self._details(details), requests)
 
 
@@ -360,24 +401,24 @@ def error_details(error: grpc.RpcError) -> ErrorDetails:
     the code and message are then all there is.
     """
     try:
-        status: Any = rpc_status.from_call(error)  # type: ignore[arg-type, unused-ignore]
+        # A failed call raises an RpcError that is also its Call (grpc.aio's AioRpcError has
+        # the same methods without the base class); the stub takes grpc.Call only.
+        status: status_pb2.Status | None = rpc_status.from_call(error)  # type: ignore[arg-type]
     except (ValueError, AttributeError):  # mismatched trailers, or not a grpc.Call
         return ErrorDetails()
     if status is None:
         return ErrorDetails()
     reason, metadata, violations = "", {}, []
     for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
+        # Unpack fills the message only when the detail holds that type, and says whether it did.
+        info = error_details_pb2.ErrorInfo()
+        bad_request = error_details_pb2.BadRequest()
+        failure = error_details_pb2.PreconditionFailure()
+        if detail.Unpack(info):
             reason, metadata = info.reason, dict(info.metadata)
-        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad_request = error_details_pb2.BadRequest()
-            detail.Unpack(bad_request)
+        elif detail.Unpack(bad_request):
             violations += [Violation(v.field, v.description) for v in bad_request.field_violations]
-        elif detail.Is(error_details_pb2.PreconditionFailure.DESCRIPTOR):
-            failure = error_details_pb2.PreconditionFailure()
-            detail.Unpack(failure)
+        elif detail.Unpack(failure):
             violations += [Violation(v.subject, v.description) for v in failure.violations]
     return ErrorDetails(reason, metadata, tuple(violations))
 
@@ -385,7 +426,7 @@ def error_details(error: grpc.RpcError) -> ErrorDetails:
 # -- grpc.aio ----------------------------------------------------------------------------
 
 
-def _with_token(details: Any, token: str) -> Any:
+def _with_token(details: grpc.aio.ClientCallDetails, token: str) -> grpc.aio.ClientCallDetails:
     metadata = grpc.aio.Metadata(*(details.metadata or ()))
     metadata.add("authorization", f"Bearer {token}")
     return grpc.aio.ClientCallDetails(
@@ -394,39 +435,74 @@ def _with_token(details: Any, token: str) -> Any:
 
 
 # One class per call kind: grpc.aio files each interceptor under the first kind it matches.
-class _UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+_AioRequests = AsyncIterable[_RequestT] | Iterable[_RequestT]
+
+
+class _UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
     def __init__(self, token: str) -> None:
         self._token = token
 
-    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[
+            [grpc.aio.ClientCallDetails, _RequestT],
+            Awaitable[grpc.aio.UnaryUnaryCall[_RequestT, _ResponseT]],
+        ],
+        details: grpc.aio.ClientCallDetails,
+        request: _RequestT,
+    ) -> grpc.aio.UnaryUnaryCall[_RequestT, _ResponseT]:
         return await continuation(_with_token(details, self._token), request)
 
 
-class _UnaryStream(grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+class _UnaryStream(grpc.aio.UnaryStreamClientInterceptor):
     def __init__(self, token: str) -> None:
         self._token = token
 
-    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+    async def intercept_unary_stream(
+        self,
+        continuation: Callable[
+            [grpc.aio.ClientCallDetails, _RequestT],
+            Awaitable[grpc.aio.UnaryStreamCall[_RequestT, _ResponseT]],
+        ],
+        details: grpc.aio.ClientCallDetails,
+        request: _RequestT,
+    ) -> grpc.aio.UnaryStreamCall[_RequestT, _ResponseT]:
         return await continuation(_with_token(details, self._token), request)
 
 
-class _StreamUnary(grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc]
+class _StreamUnary(grpc.aio.StreamUnaryClientInterceptor):
     def __init__(self, token: str) -> None:
         self._token = token
 
-    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+    async def intercept_stream_unary(
+        self,
+        continuation: Callable[
+            [grpc.aio.ClientCallDetails, _AioRequests[_RequestT]],
+            Awaitable[grpc.aio.StreamUnaryCall[_RequestT, _ResponseT]],
+        ],
+        details: grpc.aio.ClientCallDetails,
+        requests: _AioRequests[_RequestT],
+    ) -> grpc.aio.StreamUnaryCall[_RequestT, _ResponseT]:
         return await continuation(_with_token(details, self._token), requests)
 
 
-class _StreamStream(grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc]
+class _StreamStream(grpc.aio.StreamStreamClientInterceptor):
     def __init__(self, token: str) -> None:
         self._token = token
 
-    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+    async def intercept_stream_stream(
+        self,
+        continuation: Callable[
+            [grpc.aio.ClientCallDetails, _AioRequests[_RequestT]],
+            Awaitable[grpc.aio.StreamStreamCall[_RequestT, _ResponseT]],
+        ],
+        details: grpc.aio.ClientCallDetails,
+        requests: _AioRequests[_RequestT],
+    ) -> grpc.aio.StreamStreamCall[_RequestT, _ResponseT]:
         return await continuation(_with_token(details, self._token), requests)
 
 
-def bearer_interceptors(token: str) -> list[Any]:
+def bearer_interceptors(token: str) -> list[grpc.aio.ClientInterceptor]:
     """Add `authorization: Bearer <token>` to every call of a grpc.aio channel.
 
     Pass as `grpc.aio.insecure_channel(target, options=..., interceptors=...)`.

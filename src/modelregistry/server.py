@@ -250,9 +250,10 @@ async def _watch_stores(
 ) -> None:
     """Report NOT_SERVING while PostgreSQL or S3 is unreachable, SERVING once both answer
     (to gRPC health and to the HTTP edge's /readyz)."""
-    current = None
+    current: int | None = None
     while True:
         problem = ""
+        status: int  # a HealthCheckResponse.ServingStatus value
         try:
             await db.ping(deadline_s=max(interval, 1.0))
             await asyncio.wait_for(store.ping_async(), timeout=max(interval, 2.0))

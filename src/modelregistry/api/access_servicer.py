@@ -8,6 +8,7 @@ from typing import TypeAlias
 
 import grpc
 from google.protobuf import empty_pb2
+from google.protobuf.message import Message
 
 from modelregistry.api import access_conversions as conv
 from modelregistry.api.call_context import call_context
@@ -20,7 +21,8 @@ from modelregistry.service.access import AccessService
 from modelregistry.v1 import access_pb2, access_service_pb2_grpc
 from modelregistry.v1 import access_service_pb2 as pb
 
-Context: TypeAlias = grpc.aio.ServicerContext
+# Servicers read metadata and abort through the context; every message is a protobuf one.
+Context: TypeAlias = grpc.aio.ServicerContext[Message, Message]
 
 _ROLE_RULE = "set a role: ROLE_VIEWER, ROLE_EDITOR, ROLE_APPROVER or ROLE_ADMIN"
 

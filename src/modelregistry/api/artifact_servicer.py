@@ -8,6 +8,7 @@ from typing import TypeAlias
 
 import grpc
 from google.protobuf import empty_pb2
+from google.protobuf.message import Message
 
 from modelregistry.api import conversions as conv
 from modelregistry.api.call_context import call_context
@@ -19,7 +20,8 @@ from modelregistry.service.upload_writer import WriteChunk
 from modelregistry.v1 import artifact_pb2, artifact_service_pb2_grpc
 from modelregistry.v1 import artifact_service_pb2 as pb
 
-Context: TypeAlias = grpc.aio.ServicerContext
+# Servicers read metadata and abort through the context; every message is a protobuf one.
+Context: TypeAlias = grpc.aio.ServicerContext[Message, Message]
 
 
 class ArtifactServicer(artifact_service_pb2_grpc.ArtifactServiceServicer):

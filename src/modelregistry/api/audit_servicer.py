@@ -7,6 +7,7 @@ from contextlib import aclosing
 from typing import TypeAlias
 
 import grpc
+from google.protobuf.message import Message
 
 from modelregistry.api import audit_conversions as conv
 from modelregistry.api.call_context import call_context
@@ -16,7 +17,8 @@ from modelregistry.service.audit import AuditService
 from modelregistry.v1 import audit_pb2, audit_service_pb2_grpc
 from modelregistry.v1 import audit_service_pb2 as pb
 
-Context: TypeAlias = grpc.aio.ServicerContext
+# Servicers read metadata and abort through the context; every message is a protobuf one.
+Context: TypeAlias = grpc.aio.ServicerContext[Message, Message]
 
 
 class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):

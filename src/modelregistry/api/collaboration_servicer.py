@@ -6,6 +6,7 @@ from typing import TypeAlias
 
 import grpc
 from google.protobuf import empty_pb2
+from google.protobuf.message import Message
 
 from modelregistry.api import collaboration_conversions as conv
 from modelregistry.api.call_context import call_context
@@ -17,7 +18,8 @@ from modelregistry.service.collaboration import CollaborationService
 from modelregistry.v1 import collaboration_pb2, collaboration_service_pb2_grpc
 from modelregistry.v1 import collaboration_service_pb2 as pb
 
-Context: TypeAlias = grpc.aio.ServicerContext
+# Servicers read metadata and abort through the context; every message is a protobuf one.
+Context: TypeAlias = grpc.aio.ServicerContext[Message, Message]
 
 
 class CollaborationServicer(collaboration_service_pb2_grpc.CollaborationServiceServicer):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -37,7 +40,7 @@ def status_code_of(error: de.RegistryError) -> grpc.StatusCode:
 
 def to_grpc_status(error: de.RegistryError, request_id: str) -> grpc.Status:
     code = status_code_of(error)
-    details = [
+    details: list[Message] = [
         error_details_pb2.ErrorInfo(
             reason=error.reason,
             domain=ERROR_DOMAIN,
@@ -77,11 +80,11 @@ def internal_status(request_id: str) -> grpc.Status:
     return _status(grpc.StatusCode.INTERNAL, message, [info])
 
 
-def _status(code: grpc.StatusCode, message: str, details: list[object]) -> grpc.Status:
+def _status(code: grpc.StatusCode, message: str, details: Sequence[Message]) -> grpc.Status:
     packed = []
     for detail in details:
         any_detail = any_pb2.Any()
-        any_detail.Pack(detail)  # type: ignore[arg-type]
+        any_detail.Pack(detail)
         packed.append(any_detail)
     proto = status_pb2.Status(code=code.value[0], message=message, details=packed)
     return rpc_status.to_status(proto)

@@ -11,10 +11,11 @@ import inspect
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Never, TypeAlias, TypeVar
 
 import grpc
 import structlog
+from google.protobuf.message import Message
 from prometheus_client import Counter, Histogram
 
 from modelregistry.api.call_context import ANONYMOUS, current_call
@@ -44,20 +45,29 @@ Authenticate = Callable[[str | None], Awaitable[Access]]
 REQUEST_ID_HEADER = "x-request-id"
 _MAX_REQUEST_ID = 128
 
+# A handler's unary_unary/.../stream_stream attribute. The stubs type these for the
+# synchronous server; under grpc.aio each is a coroutine or async generator function.
 Behavior = Callable[..., Any]
+# Every RPC served here carries protobuf messages; the edge reads only metadata and status.
+ServicerContext: TypeAlias = grpc.aio.ServicerContext[Message, Message]
+RequestT = TypeVar("RequestT")
+ResponseT = TypeVar("ResponseT")
 
 
-class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class EdgeInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, authenticate: Authenticate) -> None:
         self._authenticate = authenticate
-        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+        # One wrapped handler per method, each with its own request and response types.
+        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[RequestT, ResponseT] | None]
+        ],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        method: str = details.method
+    ) -> grpc.RpcMethodHandler[RequestT, ResponseT] | None:
+        method = details.method
         cached = self._wrapped.get(method)
         if cached is not None:
             return cached
@@ -71,8 +81,10 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
 
 def _wrap_handler(
-    handler: grpc.RpcMethodHandler, method: str, authenticate: Authenticate | None
-) -> grpc.RpcMethodHandler:
+    handler: grpc.RpcMethodHandler[RequestT, ResponseT],
+    method: str,
+    authenticate: Authenticate | None,
+) -> grpc.RpcMethodHandler[RequestT, ResponseT]:
     quiet = method.startswith(_QUIET_PREFIXES)
     kinds = {
         "unary_unary": grpc.unary_unary_rpc_method_handler,
@@ -97,8 +109,8 @@ def _wrap_behavior(
     if inspect.isasyncgenfunction(inner):
 
         async def stream_behavior(
-            request: Any, context: grpc.aio.ServicerContext
-        ) -> AsyncIterator[Any]:
+            request: Message, context: ServicerContext
+        ) -> AsyncIterator[Message]:
             call = _Call(method, context, quiet)
             try:
                 await call.authenticate(authenticate)
@@ -114,11 +126,12 @@ def _wrap_behavior(
 
         return stream_behavior
 
-    async def unary_behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def unary_behavior(request: Message, context: ServicerContext) -> Message:
         call = _Call(method, context, quiet)
         try:
             await call.authenticate(authenticate)
-            return await inner(request, context)
+            response: Message = await inner(request, context)
+            return response
         except asyncio.CancelledError:
             call.code = grpc.StatusCode.CANCELLED
             raise
@@ -137,7 +150,7 @@ class _Call:
         "code", "context", "method", "principal", "quiet", "request_id", "start", "token",
     )  # fmt: skip
 
-    def __init__(self, method: str, context: grpc.aio.ServicerContext, quiet: bool) -> None:
+    def __init__(self, method: str, context: ServicerContext, quiet: bool) -> None:
         self.method = method
         self.context = context
         self.quiet = quiet
@@ -165,7 +178,7 @@ class _Call:
         )
         structlog.contextvars.bind_contextvars(principal=access.principal)
 
-    async def fail(self, exc: Exception) -> None:
+    async def fail(self, exc: Exception) -> Never:
         """Abort the call with the status `exc` stands for (always raises)."""
         if isinstance(exc, RegistryError):
             self.code = status_code_of(exc)
@@ -193,7 +206,7 @@ class _Call:
             )
 
 
-def _read_metadata(context: grpc.aio.ServicerContext) -> tuple[str, str | None]:
+def _read_metadata(context: ServicerContext) -> tuple[str, str | None]:
     """One pass over the call's metadata: (request id, bearer token)."""
     request_id, token = None, None
     for key, value in context.invocation_metadata() or ():

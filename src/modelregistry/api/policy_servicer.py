@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TypeAlias
 
 import grpc
+from google.protobuf.message import Message
 
 from modelregistry.api import policy_conversions as conv
 from modelregistry.api.call_context import call_context
@@ -16,7 +17,8 @@ from modelregistry.service.policy import PolicyService
 from modelregistry.v1 import policy_pb2, policy_service_pb2_grpc
 from modelregistry.v1 import policy_service_pb2 as pb
 
-Context: TypeAlias = grpc.aio.ServicerContext
+# Servicers read metadata and abort through the context; every message is a protobuf one.
+Context: TypeAlias = grpc.aio.ServicerContext[Message, Message]
 
 
 class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):

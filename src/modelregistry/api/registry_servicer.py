@@ -7,6 +7,7 @@ from typing import TypeAlias
 
 import grpc
 from google.protobuf import empty_pb2
+from google.protobuf.message import Message
 
 from modelregistry.api import conversions as conv
 from modelregistry.api import history_conversions
@@ -30,7 +31,8 @@ from modelregistry.service.versions import VersionService
 from modelregistry.v1 import model_pb2, model_version_pb2, registry_service_pb2_grpc
 from modelregistry.v1 import registry_service_pb2 as pb
 
-Context: TypeAlias = grpc.aio.ServicerContext
+# Servicers read metadata and abort through the context; every message is a protobuf one.
+Context: TypeAlias = grpc.aio.ServicerContext[Message, Message]
 
 
 class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):

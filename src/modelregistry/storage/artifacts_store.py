@@ -10,7 +10,7 @@ from modelregistry.domain.artifacts import Artifact, ManifestEntry, UploadSessio
 from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import AlreadyExists
 from modelregistry.domain.names import VersionRef
-from modelregistry.storage.rows import Row
+from modelregistry.storage.rows import Row, expect_row
 
 _ARTIFACT_COLUMNS = (
     "a.id, m.name AS model, v.version, a.path, a.size_bytes, a.blob_sha256, a.content_type, "
@@ -96,7 +96,7 @@ async def get_artifact_by_id(conn: asyncpg.Connection, artifact_id: int) -> Arti
     row = await conn.fetchrow(
         f"SELECT {_ARTIFACT_COLUMNS} FROM {_ARTIFACT_FROM} WHERE a.id = $1", artifact_id
     )
-    return artifact_from_row(row)
+    return artifact_from_row(expect_row(row))
 
 
 async def object_key_of(conn: asyncpg.Connection, sha256: str) -> str | None:

@@ -8,6 +8,7 @@ from datetime import datetime
 import asyncpg
 
 from modelregistry.domain.access import Access, Grant, Role, Token
+from modelregistry.storage.rows import expect_row
 
 # Principal names are ASCII; byte order makes "ordered by principal" mean one thing everywhere.
 _C = 'COLLATE "C"'
@@ -165,7 +166,7 @@ async def insert_token(
         description,
         expire_time,
     )
-    return _token(row)
+    return _token(expect_row(row))
 
 
 async def get_token(

@@ -15,6 +15,7 @@ from modelregistry.domain.collaboration import (
 from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import NotFound
 from modelregistry.domain.models import CallContext, ModelVersion
+from modelregistry.storage.rows import expect_row
 
 # Every query joins the version and model so rows come back with their canonical names.
 _COMMENT = """SELECT c.id, m.name AS model, v.version, c.author, c.body, c.parent_id,
@@ -148,7 +149,7 @@ async def update_comment_body(conn: asyncpg.Connection, comment: Comment, body: 
         "UPDATE comments SET body = $2, update_time = now() WHERE id = $1", comment.id, body
     )
     row = await conn.fetchrow(_COMMENT + " WHERE c.id = $1", comment.id)
-    return _comment(row)
+    return _comment(expect_row(row))
 
 
 async def delete_comment(conn: asyncpg.Connection, comment_id: int) -> None:
@@ -235,7 +236,7 @@ async def resolve_flag(
         resolution,
     )
     row = await conn.fetchrow(_FLAG + " WHERE f.id = $1", flag.id)
-    return _flag(row)
+    return _flag(expect_row(row))
 
 
 # -- deployments ----------------------------------------------------------------------------
@@ -309,4 +310,4 @@ async def set_deployment_status(
         status.value,
     )
     row = await conn.fetchrow(_DEPLOYMENT + " WHERE d.id = $1", deployment.id)
-    return _deployment(row)
+    return _deployment(expect_row(row))

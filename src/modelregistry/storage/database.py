@@ -6,8 +6,10 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
+from typing import cast
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from modelregistry.domain.errors import Aborted, Unavailable
 
@@ -87,18 +89,18 @@ class Database:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A connection for reads or a single self-contained statement."""
-        async with translate_errors(), self._pool.acquire() as conn, _dropped_if_broken(conn):
-            yield conn
+        async with translate_errors(), self._pool.acquire() as proxy, _dropped_if_broken(proxy):
+            yield _as_connection(proxy)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
         async with (
             translate_errors(),
-            self._pool.acquire() as conn,
-            _dropped_if_broken(conn),
-            conn.transaction(),
+            self._pool.acquire() as proxy,
+            _dropped_if_broken(proxy),
+            proxy.transaction(),
         ):
-            yield conn
+            yield _as_connection(proxy)
 
     async def ping(self, deadline_s: float) -> None:
         async with translate_errors(), self._pool.acquire(timeout=deadline_s) as conn:
@@ -153,8 +155,18 @@ class Listener:
         self.lost.set()
 
 
+def _as_connection(proxy: PoolConnectionProxy) -> asyncpg.Connection:
+    """The pooled connection as the Connection every storage function takes.
+
+    The pool lends a PoolConnectionProxy, which forwards each Connection method to the
+    connection it holds and passes isinstance(proxy, asyncpg.Connection) (asyncpg's
+    ConnectionMeta); the stubs declare the two classes apart, so the one conversion is here.
+    """
+    return cast(asyncpg.Connection, proxy)
+
+
 @asynccontextmanager
-async def _dropped_if_broken(conn: asyncpg.Connection) -> AsyncIterator[None]:
+async def _dropped_if_broken(conn: PoolConnectionProxy) -> AsyncIterator[None]:
     """Close a connection whose protocol broke, so that the pool never hands it out again."""
     try:
         yield

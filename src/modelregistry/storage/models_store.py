@@ -8,7 +8,7 @@ import asyncpg
 from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import AlreadyExists
 from modelregistry.domain.models import Model, ModelContent
-from modelregistry.storage.rows import MODEL_COLUMNS, model_from_row
+from modelregistry.storage.rows import MODEL_COLUMNS, expect_row, model_from_row
 
 
 async def insert_model(
@@ -35,7 +35,7 @@ async def insert_model(
             f"model {model_id!r} already exists; pick another id or update that model",
             reason=ErrorReason.MODEL_EXISTS,
         ) from exc
-    return model_from_row(row)
+    return model_from_row(expect_row(row))
 
 
 async def find_model_by_request_id(conn: asyncpg.Connection, request_id: str) -> Model | None:
@@ -75,7 +75,7 @@ async def update_model(conn: asyncpg.Connection, row_id: int, content: ModelCont
         content.owner,
         content.labels,
     )
-    return model_from_row(row)
+    return model_from_row(expect_row(row))
 
 
 async def count_versions(conn: asyncpg.Connection, row_id: int) -> int:

@@ -14,6 +14,7 @@ from modelregistry.domain.policy import (
     PolicyRules,
     PromotionPolicy,
 )
+from modelregistry.storage.rows import expect_row
 
 # From the models row, so a model without a policy row still answers (the default policy).
 _POLICY = """SELECT m.id AS model_row_id, m.name AS model, p.required_metrics,
@@ -74,7 +75,7 @@ async def get_policy(conn: asyncpg.Connection, model_id: str) -> PromotionPolicy
 
 async def get_policy_by_row(conn: asyncpg.Connection, model_row_id: int) -> PromotionPolicy:
     row = await conn.fetchrow(_POLICY + " WHERE m.id = $1", model_row_id)
-    return _policy(row)
+    return _policy(expect_row(row))
 
 
 async def put_policy(
@@ -123,7 +124,7 @@ async def insert_approval(
         return None
     if row_id is not None:
         row = await conn.fetchrow(_APPROVAL + " WHERE a.id = $1", row_id)
-        return _approval(row), True
+        return _approval(expect_row(row)), True
     # DO NOTHING waited for the concurrent insert to commit; this statement's snapshot sees it.
     row = await conn.fetchrow(
         _APPROVAL + " WHERE a.version_id = $1 AND a.principal = $2", version.id, ctx.principal

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import asyncpg
+
 from modelregistry.domain.artifacts import ManifestEntry
 from modelregistry.domain.models import (
     DatasetRef,
@@ -18,7 +20,16 @@ from modelregistry.domain.models import (
     VersionStatus,
 )
 
-Row = Mapping[str, Any]
+Row = asyncpg.Record
+
+
+def expect_row(row: Row | None) -> Row:
+    """The row of a statement that always returns one: an INSERT or UPDATE ... RETURNING, or a
+    read by an id this transaction just wrote or holds. None here is a bug, not a miss."""
+    if row is None:
+        raise RuntimeError("a statement that always returns a row returned none")
+    return row
+
 
 MODEL_COLUMNS = (
     "m.id, m.name, m.description, m.owner, m.labels, m.latest_version, m.revision, "

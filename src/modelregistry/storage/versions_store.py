@@ -19,6 +19,7 @@ from modelregistry.storage.rows import (
     VERSION_COLUMNS,
     VERSION_COLUMNS_WITH_MANIFEST,
     VERSION_CONTENT_COLUMNS,
+    expect_row,
     version_from_row,
     version_values,
 )
@@ -113,7 +114,7 @@ async def get_version_by_id(conn: asyncpg.Connection, row_id: int) -> ModelVersi
             WHERE v.id = $1""",
         row_id,
     )
-    return version_from_row(row)
+    return version_from_row(expect_row(row))
 
 
 async def update_version_content(
@@ -177,7 +178,7 @@ async def move_stage(
         reason,
         ctx.principal,
     )
-    return version_from_row(row)
+    return version_from_row(expect_row(row))
 
 
 async def set_alias(
