@@ -30,12 +30,20 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 
 from modelregistry import client
 from modelregistry.v1 import artifact_pb2, artifact_service_pb2, artifact_service_pb2_grpc
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
+
+    # An open Download: a call that iterates its responses (grpc-stubs names it privately).
+    from grpc import _CallIterator
+
+    _DownloadCall = _CallIterator[artifact_service_pb2.DownloadResponse]
 
 _MiB = 1024 * 1024
 # PERF-NOTES: 1 MiB messages are the fastest; the server advertises the same in the session.
@@ -64,7 +72,9 @@ RETRYABLE_CODES = frozenset(
 Progress = Callable[[int, int], None]
 """Called with (bytes done, total bytes) as a transfer advances; may go back on a resume."""
 
-StubOrChannel = Any  # grpc.Channel | ArtifactServiceStub (grpc ships no types)
+StubOrChannel = grpc.Channel | artifact_service_pb2_grpc.ArtifactServiceStub
+_RequestT = TypeVar("_RequestT")
+_ResponseT = TypeVar("_ResponseT")
 
 
 class TransferError(Exception):
@@ -177,10 +187,9 @@ def sha256_file(path: str | os.PathLike[str], progress: Progress | None = None) 
 
 
 def artifact_stub(channel_or_stub: StubOrChannel) -> artifact_service_pb2_grpc.ArtifactServiceStub:
-    if hasattr(channel_or_stub, "Write") and hasattr(channel_or_stub, "Download"):
-        stub: artifact_service_pb2_grpc.ArtifactServiceStub = channel_or_stub
-        return stub
-    return artifact_service_pb2_grpc.ArtifactServiceStub(channel_or_stub)
+    if isinstance(channel_or_stub, grpc.Channel):
+        return artifact_service_pb2_grpc.ArtifactServiceStub(channel_or_stub)
+    return channel_or_stub
 
 
 def _code(error: grpc.RpcError) -> grpc.StatusCode | None:
@@ -267,7 +276,12 @@ def upload_file(
         return _write_session(stub, session, f.fileno(), size, progress, retry, timeout)
 
 
-def _unary_with_retry(method: Any, request: Any, timeout: float | None, retry: _Retry) -> Any:
+def _unary_with_retry(
+    method: grpc.UnaryUnaryMultiCallable[_RequestT, _ResponseT],
+    request: _RequestT,
+    timeout: float | None,
+    retry: _Retry,
+) -> _ResponseT:
     # Only for calls that are safe to repeat or whose repeat fails loudly (StartUpload gives
     # ALREADY_EXISTS if a lost response had in fact opened the session).
     while True:
@@ -350,7 +364,7 @@ def _query(
     retry: _Retry,
 ) -> artifact_pb2.UploadSession:
     request = artifact_service_pb2.QueryUploadRequest(upload_id=upload_id)
-    return _unary_with_retry(stub.QueryUpload, request, timeout, retry)  # type: ignore[no-any-return]
+    return _unary_with_retry(stub.QueryUpload, request, timeout, retry)
 
 
 def _write_requests(
@@ -405,7 +419,7 @@ class _Shared:
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     done: int = 0
-    calls: set[Any] = field(default_factory=set)
+    calls: set[_DownloadCall] = field(default_factory=set)
 
     def advance(self, n: int) -> None:
         with self.lock:
@@ -414,11 +428,11 @@ class _Shared:
         if self.progress:
             self.progress(done, self.total)
 
-    def track(self, call: Any) -> None:
+    def track(self, call: _DownloadCall) -> None:
         with self.lock:
             self.calls.add(call)
 
-    def untrack(self, call: Any) -> None:
+    def untrack(self, call: _DownloadCall) -> None:
         with self.lock:
             self.calls.discard(call)
 
@@ -526,7 +540,7 @@ def _open_download(
     offset: int,
     length: int,
     retry: _Retry,
-) -> tuple[Any, artifact_pb2.Artifact]:
+) -> tuple[_DownloadCall, artifact_pb2.Artifact]:
     """Start a Download and read its first message: (the open call, the Artifact)."""
     while True:
         call = stub.Download(
@@ -552,7 +566,7 @@ def _fetch_parallel(
     artifact: artifact_pb2.Artifact,
     fd: int,
     ranges: list[tuple[int, int]],
-    first: Any,
+    first: _DownloadCall,
     shared: _Shared,
     retries: int,
 ) -> None:
@@ -590,10 +604,10 @@ def _fetch_range(
     fd: int,
     start: int,
     end: int,
-    call: Any,
+    call: _DownloadCall | None,
     shared: _Shared,
     retry: _Retry,
-    digest: Any,
+    digest: _Hash | None,
 ) -> None:
     """Write bytes [start, end) of the artifact at their offsets in `fd`, resuming on breaks.
 
