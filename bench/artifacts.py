@@ -402,7 +402,7 @@ async def run(
     return report
 
 
-async def _version(registry: registry_service_pb2_grpc.RegistryServiceStub) -> str:
+async def _version(registry: registry_service_pb2_grpc.RegistryServiceAsyncStub) -> str:
     """A model version in DEVELOPMENT to upload into."""
     await registry.CreateModel(
         registry_service_pb2.CreateModelRequest(

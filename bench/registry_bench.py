@@ -276,7 +276,8 @@ async def _wait_serving(channel: grpc.aio.Channel, server: subprocess.Popen[byte
         if server.poll() is not None:
             raise RuntimeError(f"the server exited with code {server.returncode} during start")
         with contextlib.suppress(grpc.aio.AioRpcError):
-            response = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+            # types-grpcio-health-checking's HealthStub leaves out Check and Watch.
+            response = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)  # type: ignore[attr-defined]
             if response.status == health_pb2.HealthCheckResponse.SERVING:
                 return None
             answered_at = answered_at or time.monotonic()
@@ -373,7 +374,7 @@ def _describe(error: BaseException) -> str:
 
 
 def _setup(options: Options, postgres_port: int, s3_port: int) -> dict[str, Any]:
-    common = {
+    common: dict[str, Any] = {
         "cpus": os.cpu_count(),
         "server": " ".join(processes.server_argv()),
         "server_log_level": "warning",

@@ -83,7 +83,7 @@ def version_payload(rng: random.Random, index: int) -> model_version_pb2.ModelVe
     )
 
 
-async def seed(stub: registry_service_pb2_grpc.RegistryServiceStub, plan: SeedPlan) -> None:
+async def seed(stub: registry_service_pb2_grpc.RegistryServiceAsyncStub, plan: SeedPlan) -> None:
     """Create the models and the versions Get, List and Transition use."""
     rng = random.Random(plan.seed)
     own_models = [own_create_model(worker) for worker in range(plan.max_workers)]
@@ -119,7 +119,7 @@ def own_create_model(worker: int) -> str:
 
 @dataclass
 class Workloads:
-    stub: registry_service_pb2_grpc.RegistryServiceStub
+    stub: registry_service_pb2_grpc.RegistryServiceAsyncStub
     plan: SeedPlan
     rng: random.Random = field(default_factory=lambda: random.Random(11))
     # Per transition worker: its versions' current stages, and which one moves next.

@@ -48,7 +48,7 @@ pytestmark = pytest.mark.faults
 
 async def _stream_until(
     artifacts: Artifacts, upload_id: str, file: LocalFile, stop_at: int
-) -> grpc.aio.StreamUnaryCall:
+) -> grpc.aio.StreamUnaryCall[apb.WriteRequest, apb.WriteResponse]:
     """A Write stream that has sent file[0:stop_at] and is left open."""
     call = artifacts.Write()
     for request in write_requests(upload_id, file, 0, stop_at, finish=False):

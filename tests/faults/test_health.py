@@ -9,9 +9,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from support.stores import StoreEndpoints
+from support.stubs import RegistryServiceAsyncStub
 
 from modelregistry.v1 import registry_service_pb2 as pb
-from modelregistry.v1.registry_service_pb2_grpc import RegistryServiceStub
 
 pytestmark = pytest.mark.faults
 
@@ -24,7 +24,8 @@ async def _wait_for_status(channel: grpc.aio.Channel, wanted: int, within_s: flo
     deadline = time.monotonic() + within_s
     status = None
     while time.monotonic() < deadline:
-        response = await health.Check(health_pb2.HealthCheckRequest(service=""))
+        # types-grpcio-health-checking's HealthStub leaves out Check and Watch.
+        response = await health.Check(health_pb2.HealthCheckRequest(service=""))  # type: ignore[attr-defined]
         status = response.status
         if status == wanted:
             return
@@ -33,7 +34,7 @@ async def _wait_for_status(channel: grpc.aio.Channel, wanted: int, within_s: flo
 
 
 async def test_health_tracks_postgres_without_a_restart(
-    store_endpoints: StoreEndpoints, channel: grpc.aio.Channel, registry: RegistryServiceStub
+    store_endpoints: StoreEndpoints, channel: grpc.aio.Channel, registry: RegistryServiceAsyncStub
 ) -> None:
     postgres = store_endpoints.postgres
     if postgres is None:

@@ -8,12 +8,14 @@ import asyncio
 import collections
 import contextlib
 import random
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
 import grpc
 import pytest
 from faults.fault_helpers import SERVING, serve_process
+from google.protobuf.message import Message
 from integration.artifact_helpers import wait_for_health
 from integration.helpers import Stub
 from support.stores import StoreEndpoints
@@ -75,7 +77,7 @@ class Load:
             await asyncio.sleep(random.random() * 0.2)
 
     async def read(self) -> None:
-        calls = [
+        calls: list[Callable[[], Awaitable[Message]]] = [
             lambda: self.registry.ListModels(pb.ListModelsRequest(), timeout=CALL_TIMEOUT_S),
             lambda: self.registry.ListModelVersions(
                 pb.ListModelVersionsRequest(parent=self.model), timeout=CALL_TIMEOUT_S

@@ -30,6 +30,8 @@ from integration.artifact_helpers import (
 from integration.helpers import Stub
 from support.stores import StoreEndpoints
 
+from modelregistry.v1 import artifact_service_pb2 as apb
+
 pytestmark = pytest.mark.faults
 
 # A resume must not wait out the dead writer's claim. Far longer than a healthy resume takes
@@ -39,7 +41,7 @@ PROMPTLY_S = 6.0
 
 async def _open_stream(
     artifacts: Artifacts, upload_id: str, file: LocalFile, stop_at: int
-) -> grpc.aio.StreamUnaryCall:
+) -> grpc.aio.StreamUnaryCall[apb.WriteRequest, apb.WriteResponse]:
     """A Write stream that has sent file[0:stop_at] and is left open."""
     call = artifacts.Write()
     for request in write_requests(upload_id, file, 0, stop_at, finish=False):

@@ -57,7 +57,8 @@ def _wait_serving(target: str, within_s: float = 30.0) -> None:
         health = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             try:
-                status = health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                # types-grpcio-health-checking's HealthStub leaves out Check and Watch.
+                status = health.Check(health_pb2.HealthCheckRequest(), timeout=1).status  # type: ignore[attr-defined]
                 if status == health_pb2.HealthCheckResponse.SERVING:
                     return
             except grpc.RpcError:
@@ -85,7 +86,7 @@ def test_serve_logs_each_call_and_stops_cleanly_on_signal(
             registry = RegistryServiceStub(channel)
             registry.CreateModel(
                 pb.CreateModelRequest(model_id="logged"),
-                metadata=[("x-request-id", "req-123")],
+                metadata=(("x-request-id", "req-123"),),
             )
             with pytest.raises(grpc.RpcError):
                 registry.GetModel(pb.GetModelRequest(name="models/absent"))

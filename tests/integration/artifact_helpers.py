@@ -24,12 +24,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from integration.helpers import Stub, create_version, error_details
 from support.server import s3_env
 from support.stores import StoreEndpoints
+from support.stubs import ArtifactServiceAsyncStub
 
-from modelregistry.v1 import artifact_pb2, artifact_service_pb2_grpc
+from modelregistry.v1 import artifact_pb2
 from modelregistry.v1 import artifact_service_pb2 as apb
 from modelregistry.v1 import registry_service_pb2 as pb
 
-Artifacts = artifact_service_pb2_grpc.ArtifactServiceStub
+Artifacts = ArtifactServiceAsyncStub
 Session = artifact_pb2.UploadSession
 
 KIB = 1 << 10
@@ -443,7 +444,8 @@ async def run_gc(
 
 
 async def health_status(channel: grpc.aio.Channel) -> int:
-    response = await health_pb2_grpc.HealthStub(channel).Check(
+    # types-grpcio-health-checking's HealthStub leaves out Check and Watch.
+    response = await health_pb2_grpc.HealthStub(channel).Check(  # type: ignore[attr-defined]
         health_pb2.HealthCheckRequest(service=""), timeout=2
     )
     status: int = response.status

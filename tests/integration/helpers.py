@@ -12,17 +12,19 @@ from typing import Any
 
 import asyncpg
 import grpc
+from google.protobuf.field_mask_pb2 import FieldMask
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from support.auth import make_token
 from support.server import authenticated_channel, running_server
 from support.stores import StoreEndpoints, unique_name
+from support.stubs import RegistryServiceAsyncStub
 
 from modelregistry.storage.migrate import migrate
-from modelregistry.v1 import model_pb2, model_version_pb2, registry_service_pb2_grpc
+from modelregistry.v1 import model_pb2, model_version_pb2
 from modelregistry.v1 import registry_service_pb2 as pb
 
-Stub = registry_service_pb2_grpc.RegistryServiceStub
+Stub = RegistryServiceAsyncStub
 
 # Every table a mutation could touch, in the order a reader would look at them.
 TABLES = (
@@ -202,7 +204,9 @@ async def create_version(
 async def transition(
     registry: Stub, name: str, stage: int, **fields: Any
 ) -> pb.TransitionModelVersionStageResponse:
-    request = pb.TransitionModelVersionStageRequest(name=name, stage=stage, **fields)
+    request = pb.TransitionModelVersionStageRequest(
+        name=name, stage=model_version_pb2.Stage.ValueType(stage), **fields
+    )
     response: pb.TransitionModelVersionStageResponse = await registry.TransitionModelVersionStage(
         request
     )
@@ -224,7 +228,7 @@ async def seed_world(registry: Stub) -> World:
     world.models[EMPTY_MODEL] = await registry.UpdateModel(
         pb.UpdateModelRequest(
             model=model_pb2.Model(name=f"models/{EMPTY_MODEL}", owner="nlp"),
-            update_mask={"paths": ["owner"]},
+            update_mask=FieldMask(paths=["owner"]),
         )
     )
     for number in range(1, 5):

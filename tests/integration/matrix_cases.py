@@ -33,9 +33,16 @@ import grpc
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.message import Message
 from integration import helpers
 from support.server import authenticated_channel, running_server
 from support.stores import StoreEndpoints, unique_name
+from support.stubs import (
+    ArtifactServiceAsyncStub,
+    CollaborationServiceAsyncStub,
+    PolicyServiceAsyncStub,
+    RegistryServiceAsyncStub,
+)
 
 from modelregistry.domain.access import Role
 from modelregistry.server import GRPC_OPTIONS, SERVICE_DESCRIPTORS
@@ -50,10 +57,6 @@ from modelregistry.v1 import collaboration_service_pb2 as collab_pb
 from modelregistry.v1 import model_version_pb2 as mv
 from modelregistry.v1 import policy_service_pb2 as policy_pb
 from modelregistry.v1 import registry_service_pb2 as reg_pb
-from modelregistry.v1.artifact_service_pb2_grpc import ArtifactServiceStub
-from modelregistry.v1.collaboration_service_pb2_grpc import CollaborationServiceStub
-from modelregistry.v1.policy_service_pb2_grpc import PolicyServiceStub
-from modelregistry.v1.registry_service_pb2_grpc import RegistryServiceStub
 
 CALL_TIMEOUT_S = 15.0
 # A server stream that is allowed must deliver its first message within this.
@@ -335,7 +338,7 @@ async def protected_alias_policy(h: Harness, run: Run) -> None:
     """A STAGING version of a model whose policy protects the alias `production` (and asks
     nothing else of a version)."""
     await staging_version(h, run)
-    await PolicyServiceStub(h.admin).UpdatePromotionPolicy(
+    await PolicyServiceAsyncStub(h.admin).UpdatePromotionPolicy(
         policy_pb.UpdatePromotionPolicyRequest(
             promotion_policy=policy_pb2.PromotionPolicy(
                 name=policy_name(run), protected_aliases=[PROTECTED_ALIAS]
@@ -1035,18 +1038,20 @@ async def invoke(channel: grpc.aio.Channel, case: Case, request: Any) -> Outcome
                 case.take,
             )
         if method.client_streaming:
-            call = channel.stream_unary(path, _serialize, response_class.FromString)
-            response = await call(iter(request), timeout=CALL_TIMEOUT_S)
+            streaming = channel.stream_unary(path, _serialize, response_class.FromString)
+            response = await streaming(iter(request), timeout=CALL_TIMEOUT_S)
         else:
-            call = channel.unary_unary(path, _serialize, response_class.FromString)
-            response = await call(request, timeout=CALL_TIMEOUT_S)
+            unary = channel.unary_unary(path, _serialize, response_class.FromString)
+            response = await unary(request, timeout=CALL_TIMEOUT_S)
     except grpc.aio.AioRpcError as error:
         return Outcome(error.code(), error.details() or "")
     return Outcome(OK, response=response)
 
 
 async def _read_stream(
-    multicallable: grpc.aio.UnaryStreamMultiCallable, request: Any, take: int | None
+    multicallable: grpc.aio.UnaryStreamMultiCallable[Any, Message],
+    request: Any,
+    take: int | None,
 ) -> Outcome:
     call = multicallable(request, timeout=CALL_TIMEOUT_S)
     responses: list[Any] = []
@@ -1097,19 +1102,19 @@ class Harness:
         return self.channels[Kind.ADMIN]
 
     @property
-    def registry(self) -> RegistryServiceStub:
-        return RegistryServiceStub(self.admin)
+    def registry(self) -> RegistryServiceAsyncStub:
+        return RegistryServiceAsyncStub(self.admin)
 
     @property
-    def artifacts(self) -> ArtifactServiceStub:
-        return ArtifactServiceStub(self.admin)
+    def artifacts(self) -> ArtifactServiceAsyncStub:
+        return ArtifactServiceAsyncStub(self.admin)
 
     @property
-    def collaboration(self) -> CollaborationServiceStub:
-        return CollaborationServiceStub(self.admin)
+    def collaboration(self) -> CollaborationServiceAsyncStub:
+        return CollaborationServiceAsyncStub(self.admin)
 
-    def collaboration_as(self, kind: Kind) -> CollaborationServiceStub:
-        return CollaborationServiceStub(self.channels[kind])
+    def collaboration_as(self, kind: Kind) -> CollaborationServiceAsyncStub:
+        return CollaborationServiceAsyncStub(self.channels[kind])
 
     def new_run(self, case: Case) -> Run:
         return Run(model=f"{case.run_prefix()}-{next(self._counter)}")

@@ -28,6 +28,7 @@ from integration import helpers
 from support.auth import make_token
 from support.server import authenticated_channel, running_server, s3_env
 from support.stores import StoreEndpoints
+from support.stubs import AccessServiceAsyncStub, RegistryServiceAsyncStub
 
 from modelregistry.domain.access import Role
 from modelregistry.service.auth import CACHE_TTL_S, revoke_token
@@ -36,8 +37,6 @@ from modelregistry.v1 import access_pb2 as ap
 from modelregistry.v1 import access_service_pb2 as pb
 from modelregistry.v1 import model_version_pb2 as mv
 from modelregistry.v1 import registry_service_pb2 as rpb
-from modelregistry.v1.access_service_pb2_grpc import AccessServiceStub
-from modelregistry.v1.registry_service_pb2_grpc import RegistryServiceStub
 
 ADMIN = "test-admin"  # the admin_token fixture's principal
 TABLES = ("principals", "model_grants", "tokens", "audit_events")
@@ -47,8 +46,8 @@ MODELREG = str(Path(sys.executable).with_name("modelreg"))
 
 
 @pytest.fixture
-def access(channel: grpc.aio.Channel) -> AccessServiceStub:
-    return AccessServiceStub(channel)
+def access(channel: grpc.aio.Channel) -> AccessServiceAsyncStub:
+    return AccessServiceAsyncStub(channel)
 
 
 @pytest.fixture
@@ -73,7 +72,7 @@ def ts(value: datetime) -> Timestamp:
 
 
 async def create_token(
-    access: AccessServiceStub, principal: str, **fields: Any
+    access: AccessServiceAsyncStub, principal: str, **fields: Any
 ) -> pb.CreateTokenResponse:
     response: pb.CreateTokenResponse = await access.CreateToken(
         pb.CreateTokenRequest(token=ap.Token(principal=principal, **fields))
@@ -111,7 +110,7 @@ async def snapshot(dsn: str) -> dict[str, list[str]]:
         await conn.close()
 
 
-async def seed_models(registry: RegistryServiceStub, *model_ids: str) -> None:
+async def seed_models(registry: RegistryServiceAsyncStub, *model_ids: str) -> None:
     for model_id in model_ids:
         await registry.CreateModel(rpb.CreateModelRequest(model_id=model_id))
         await registry.CreateModelVersion(
@@ -127,7 +126,7 @@ def grant_rows(grants: Any) -> list[tuple[str, str, str]]:
 
 
 async def test_a_created_token_authenticates_and_its_secret_is_shown_only_once(
-    access: AccessServiceStub,
+    access: AccessServiceAsyncStub,
     connect: Callable[[str], grpc.aio.Channel],
     migrated_database_url: str,
 ) -> None:
@@ -148,9 +147,9 @@ async def test_a_created_token_authenticates_and_its_secret_is_shown_only_once(
 
     # The secret authenticates: a new principal is a viewer everywhere, and may read.
     as_ci = connect(secret)
-    caller = await AccessServiceStub(as_ci).GetCaller(pb.GetCallerRequest())
+    caller = await AccessServiceAsyncStub(as_ci).GetCaller(pb.GetCallerRequest())
     assert caller == pb.Caller(principal="ci-pipeline", role=ap.ROLE_VIEWER)
-    await RegistryServiceStub(as_ci).ListModels(rpb.ListModelsRequest())
+    await RegistryServiceAsyncStub(as_ci).ListModels(rpb.ListModelsRequest())
 
     # Listed without its secret; stored only as a SHA-256; never in the audit log.
     listed = await access.ListTokens(pb.ListTokensRequest(principal="ci-pipeline"))
@@ -163,6 +162,7 @@ async def test_a_created_token_authenticates_and_its_secret_is_shown_only_once(
             "SELECT token_hash, to_jsonb(t)::text AS row FROM tokens t WHERE id = $1::uuid",
             token.name.removeprefix("tokens/"),
         )
+        assert stored is not None
         audit_text = await conn.fetchval(
             "SELECT string_agg(to_jsonb(a)::text, '\n') FROM audit_events a"
         )
@@ -176,14 +176,14 @@ async def test_a_created_token_authenticates_and_its_secret_is_shown_only_once(
 
 
 async def test_a_second_token_of_a_principal_keeps_its_role(
-    access: AccessServiceStub, connect: Callable[[str], grpc.aio.Channel]
+    access: AccessServiceAsyncStub, connect: Callable[[str], grpc.aio.Channel]
 ) -> None:
     await create_token(access, "trainer")
     await access.SetGrant(
         pb.SetGrantRequest(grant=ap.Grant(principal="trainer", role=ap.ROLE_EDITOR))
     )
     second = await create_token(access, "trainer", description="the spare")
-    caller = await AccessServiceStub(connect(second.secret)).GetCaller(pb.GetCallerRequest())
+    caller = await AccessServiceAsyncStub(connect(second.secret)).GetCaller(pb.GetCallerRequest())
     assert caller.role == ap.ROLE_EDITOR
 
 
@@ -209,7 +209,7 @@ BAD_CREATES: list[tuple[str, ap.Token, list[str]]] = [
     ids=[label for label, _, _ in BAD_CREATES],
 )
 async def test_create_token_refuses_bad_input_and_changes_nothing(
-    token: ap.Token, fields: list[str], access: AccessServiceStub, migrated_database_url: str
+    token: ap.Token, fields: list[str], access: AccessServiceAsyncStub, migrated_database_url: str
 ) -> None:
     before = await snapshot(migrated_database_url)
     error = await failure(access.CreateToken(pb.CreateTokenRequest(token=token)))
@@ -221,7 +221,7 @@ async def test_create_token_refuses_bad_input_and_changes_nothing(
 
 
 async def test_list_tokens_pages_newest_first_and_hides_inactive_ones(
-    access: AccessServiceStub, migrated_database_url: str
+    access: AccessServiceAsyncStub, migrated_database_url: str
 ) -> None:
     made = [await create_token(access, "alpha", description=f"a{i}") for i in range(5)]
     made += [await create_token(access, "beta", description=f"b{i}") for i in range(2)]
@@ -278,7 +278,7 @@ async def test_list_tokens_pages_newest_first_and_hides_inactive_ones(
 
 
 async def test_a_revoked_token_is_refused_and_cannot_be_revoked_twice(
-    access: AccessServiceStub, connect: Callable[[str], grpc.aio.Channel]
+    access: AccessServiceAsyncStub, connect: Callable[[str], grpc.aio.Channel]
 ) -> None:
     created = await create_token(access, "short-lived")
     revoked = await access.RevokeToken(pb.RevokeTokenRequest(name=created.token.name))
@@ -286,7 +286,7 @@ async def test_a_revoked_token_is_refused_and_cannot_be_revoked_twice(
     assert abs(revoked.revoke_time.ToDatetime(UTC) - datetime.now(UTC)) < timedelta(minutes=1)
 
     # Never used before it was revoked, so no replica has it cached: refused at once.
-    as_revoked = AccessServiceStub(connect(created.secret))
+    as_revoked = AccessServiceAsyncStub(connect(created.secret))
     assert await code_of(as_revoked.GetCaller(pb.GetCallerRequest())) == (
         grpc.StatusCode.UNAUTHENTICATED
     )
@@ -311,20 +311,20 @@ async def test_a_revoked_token_is_refused_and_cannot_be_revoked_twice(
 
 
 async def test_a_revoked_token_stops_at_once_here_and_within_the_cache_ttl_elsewhere(
-    access: AccessServiceStub,
+    access: AccessServiceAsyncStub,
     connect: Callable[[str], grpc.aio.Channel],
     migrated_database_url: str,
     store_endpoints: StoreEndpoints,
     s3_bucket: str,
 ) -> None:
     created = await create_token(access, "in-use")
-    here = AccessServiceStub(connect(created.secret))
+    here = AccessServiceAsyncStub(connect(created.secret))
     await here.GetCaller(pb.GetCallerRequest())  # now cached by this replica
     async with (
         running_server(migrated_database_url, store_endpoints, s3_bucket) as other_target,
         authenticated_channel(other_target, created.secret) as other_channel,
     ):
-        elsewhere = AccessServiceStub(other_channel)
+        elsewhere = AccessServiceAsyncStub(other_channel)
         await elsewhere.GetCaller(pb.GetCallerRequest())  # and by the other one
 
         await access.RevokeToken(pb.RevokeTokenRequest(name=created.token.name))
@@ -346,8 +346,8 @@ async def test_a_revoked_token_stops_at_once_here_and_within_the_cache_ttl_elsew
 
 
 async def test_an_editor_grant_on_one_model_lets_a_principal_edit_only_that_model(
-    access: AccessServiceStub,
-    registry: RegistryServiceStub,
+    access: AccessServiceAsyncStub,
+    registry: RegistryServiceAsyncStub,
     connect: Callable[[str], grpc.aio.Channel],
 ) -> None:
     await seed_models(registry, "x", "y")
@@ -361,10 +361,10 @@ async def test_an_editor_grant_on_one_model_lets_a_principal_edit_only_that_mode
 
     fresh = await create_token(access, "team-x")  # a token no cache has seen
     as_team = connect(fresh.secret)
-    caller = await AccessServiceStub(as_team).GetCaller(pb.GetCallerRequest())
+    caller = await AccessServiceAsyncStub(as_team).GetCaller(pb.GetCallerRequest())
     assert caller.role == ap.ROLE_VIEWER
     assert list(caller.grants) == [held]
-    team = RegistryServiceStub(as_team)
+    team = RegistryServiceAsyncStub(as_team)
     made = await team.CreateModelVersion(rpb.CreateModelVersionRequest(parent="models/x"))
     assert made.created_by == "team-x"
     denied = await failure(
@@ -386,8 +386,8 @@ async def test_an_editor_grant_on_one_model_lets_a_principal_edit_only_that_mode
 
 
 async def test_an_approver_grant_everywhere_lets_a_principal_promote_any_model(
-    access: AccessServiceStub,
-    registry: RegistryServiceStub,
+    access: AccessServiceAsyncStub,
+    registry: RegistryServiceAsyncStub,
     connect: Callable[[str], grpc.aio.Channel],
 ) -> None:
     await seed_models(registry, "x", "y")
@@ -397,24 +397,24 @@ async def test_an_approver_grant_everywhere_lets_a_principal_promote_any_model(
     )
     fresh = await create_token(access, "release")
     as_release = connect(fresh.secret)
-    caller = await AccessServiceStub(as_release).GetCaller(pb.GetCallerRequest())
+    caller = await AccessServiceAsyncStub(as_release).GetCaller(pb.GetCallerRequest())
     assert (caller.principal, caller.role, list(caller.grants)) == ("release", ap.ROLE_APPROVER, [])
     for model_id in ("x", "y"):
-        moved = await RegistryServiceStub(as_release).TransitionModelVersionStage(
+        moved = await RegistryServiceAsyncStub(as_release).TransitionModelVersionStage(
             rpb.TransitionModelVersionStageRequest(
                 name=f"models/{model_id}/versions/1", stage=mv.STAGE_PRODUCTION
             )
         )
         assert moved.model_version.stage == mv.STAGE_PRODUCTION
     # Still not an admin: no tokens for it.
-    assert await code_of(AccessServiceStub(as_release).ListTokens(pb.ListTokensRequest())) == (
+    assert await code_of(AccessServiceAsyncStub(as_release).ListTokens(pb.ListTokensRequest())) == (
         grpc.StatusCode.PERMISSION_DENIED
     )
 
 
 async def test_deleting_grants_takes_roles_away(
-    access: AccessServiceStub,
-    registry: RegistryServiceStub,
+    access: AccessServiceAsyncStub,
+    registry: RegistryServiceAsyncStub,
     connect: Callable[[str], grpc.aio.Channel],
 ) -> None:
     await seed_models(registry, "x")
@@ -443,17 +443,17 @@ async def test_deleting_grants_takes_roles_away(
 
     fresh = await create_token(access, "dev")
     as_dev = connect(fresh.secret)
-    assert (await AccessServiceStub(as_dev).GetCaller(pb.GetCallerRequest())) == pb.Caller(
+    assert (await AccessServiceAsyncStub(as_dev).GetCaller(pb.GetCallerRequest())) == pb.Caller(
         principal="dev", role=ap.ROLE_VIEWER
     )
     assert await code_of(
-        RegistryServiceStub(as_dev).CreateModelVersion(
+        RegistryServiceAsyncStub(as_dev).CreateModelVersion(
             rpb.CreateModelVersionRequest(parent="models/x")
         )
     ) == (grpc.StatusCode.PERMISSION_DENIED)
 
 
-GrantCall = Callable[[AccessServiceStub], Awaitable[Any]]
+GrantCall = Callable[[AccessServiceAsyncStub], Awaitable[Any]]
 BAD_GRANT_CALLS: list[tuple[str, grpc.StatusCode, list[str], GrantCall]] = [
     ("set/unknown-principal", grpc.StatusCode.NOT_FOUND, [],
      lambda a: a.SetGrant(pb.SetGrantRequest(
@@ -500,7 +500,7 @@ async def test_bad_grant_calls_change_nothing(
     code: grpc.StatusCode,
     fields: list[str],
     call: GrantCall,
-    access: AccessServiceStub,
+    access: AccessServiceAsyncStub,
     migrated_database_url: str,
 ) -> None:
     await create_token(access, "someone")
@@ -518,7 +518,7 @@ async def test_bad_grant_calls_change_nothing(
 
 
 async def test_list_grants_orders_by_principal_then_model_and_pages(
-    access: AccessServiceStub,
+    access: AccessServiceAsyncStub,
 ) -> None:
     for principal in ("zed", "amy", "Bob", "amy.b"):
         await create_token(access, principal)
@@ -571,7 +571,7 @@ async def test_list_grants_orders_by_principal_then_model_and_pages(
 
 # -- only admins manage access ----------------------------------------------------------------
 
-ADMIN_ONLY: list[tuple[str, Callable[[AccessServiceStub, str], Awaitable[Any]]]] = [
+ADMIN_ONLY: list[tuple[str, Callable[[AccessServiceAsyncStub, str], Awaitable[Any]]]] = [
     ("CreateToken", lambda a, t: a.CreateToken(
         pb.CreateTokenRequest(token=ap.Token(principal="intruder")))),
     ("ListTokens", lambda a, t: a.ListTokens(pb.ListTokensRequest())),
@@ -595,7 +595,7 @@ ADMIN_ONLY: list[tuple[str, Callable[[AccessServiceStub, str], Awaitable[Any]]]]
 async def test_only_an_admin_everywhere_manages_access(
     role: Role,
     model: str | None,
-    access: AccessServiceStub,
+    access: AccessServiceAsyncStub,
     connect: Callable[[str], grpc.aio.Channel],
     migrated_database_url: str,
 ) -> None:
@@ -609,7 +609,7 @@ async def test_only_an_admin_everywhere_manages_access(
         pb.SetGrantRequest(grant=ap.Grant(principal="victim", role=ap.ROLE_EDITOR))
     )
     secret = await make_token(migrated_database_url, "mallory", role, model=model)
-    as_mallory = AccessServiceStub(connect(secret))
+    as_mallory = AccessServiceAsyncStub(connect(secret))
     before = await snapshot(migrated_database_url)
 
     for label, call in ADMIN_ONLY:
@@ -625,7 +625,7 @@ async def test_only_an_admin_everywhere_manages_access(
 
 async def test_every_access_rpc_needs_a_token(registry_target: str) -> None:
     async with grpc.aio.insecure_channel(registry_target) as anonymous:
-        stub = AccessServiceStub(anonymous)
+        stub = AccessServiceAsyncStub(anonymous)
         for label, call in [
             *ADMIN_ONLY,
             ("GetCaller", lambda a, t: a.GetCaller(pb.GetCallerRequest())),
@@ -637,10 +637,10 @@ async def test_every_access_rpc_needs_a_token(registry_target: str) -> None:
 # -- audit ------------------------------------------------------------------------------------
 
 Md = tuple[tuple[str, str], ...]
-Scenario = Callable[[AccessServiceStub, Md], Awaitable[tuple[str, str, Any, Any]]]
+Scenario = Callable[[AccessServiceAsyncStub, Md], Awaitable[tuple[str, str, Any, Any]]]
 
 
-async def audit_create_token(a: AccessServiceStub, md: Md) -> tuple[str, str, Any, Any]:
+async def audit_create_token(a: AccessServiceAsyncStub, md: Md) -> tuple[str, str, Any, Any]:
     expires = datetime(2100, 1, 2, 3, 4, 5, tzinfo=UTC)
     made = await a.CreateToken(
         pb.CreateTokenRequest(
@@ -652,7 +652,7 @@ async def audit_create_token(a: AccessServiceStub, md: Md) -> tuple[str, str, An
     return "CreateToken", made.token.name, None, after
 
 
-async def audit_revoke_token(a: AccessServiceStub, md: Md) -> tuple[str, str, Any, Any]:
+async def audit_revoke_token(a: AccessServiceAsyncStub, md: Md) -> tuple[str, str, Any, Any]:
     made = await create_token(a, "old-bot")
     revoked = await a.RevokeToken(pb.RevokeTokenRequest(name=made.token.name), metadata=md)
     before = {"principal": "old-bot", "description": "", "expire_time": None}
@@ -660,14 +660,16 @@ async def audit_revoke_token(a: AccessServiceStub, md: Md) -> tuple[str, str, An
     return "RevokeToken", made.token.name, before, before | {"revoke_time": revoke_time}
 
 
-async def audit_set_grant_on_model(a: AccessServiceStub, md: Md) -> tuple[str, str, Any, Any]:
+async def audit_set_grant_on_model(a: AccessServiceAsyncStub, md: Md) -> tuple[str, str, Any, Any]:
     await create_token(a, "bot")
     grant = ap.Grant(principal="bot", model="models/m", role=ap.ROLE_APPROVER)
     await a.SetGrant(pb.SetGrantRequest(grant=grant), metadata=md)
     return "SetGrant", "principals/bot", None, {"model": "models/m", "role": "approver"}
 
 
-async def audit_replace_grant_on_model(a: AccessServiceStub, md: Md) -> tuple[str, str, Any, Any]:
+async def audit_replace_grant_on_model(
+    a: AccessServiceAsyncStub, md: Md
+) -> tuple[str, str, Any, Any]:
     await create_token(a, "bot")
     await a.SetGrant(
         pb.SetGrantRequest(grant=ap.Grant(principal="bot", model="models/m", role=ap.ROLE_ADMIN))
@@ -678,7 +680,9 @@ async def audit_replace_grant_on_model(a: AccessServiceStub, md: Md) -> tuple[st
     return "SetGrant", "principals/bot", before, {"model": "models/m", "role": "editor"}
 
 
-async def audit_set_grant_everywhere(a: AccessServiceStub, md: Md) -> tuple[str, str, Any, Any]:
+async def audit_set_grant_everywhere(
+    a: AccessServiceAsyncStub, md: Md
+) -> tuple[str, str, Any, Any]:
     await create_token(a, "bot")
     grant = ap.Grant(principal="bot", role=ap.ROLE_EDITOR)
     await a.SetGrant(pb.SetGrantRequest(grant=grant), metadata=md)
@@ -688,7 +692,9 @@ async def audit_set_grant_everywhere(a: AccessServiceStub, md: Md) -> tuple[str,
     )  # fmt: skip
 
 
-async def audit_delete_grant_on_model(a: AccessServiceStub, md: Md) -> tuple[str, str, Any, Any]:
+async def audit_delete_grant_on_model(
+    a: AccessServiceAsyncStub, md: Md
+) -> tuple[str, str, Any, Any]:
     await create_token(a, "bot")
     grant = ap.Grant(principal="bot", model="models/m", role=ap.ROLE_EDITOR)
     await a.SetGrant(pb.SetGrantRequest(grant=grant))
@@ -696,7 +702,9 @@ async def audit_delete_grant_on_model(a: AccessServiceStub, md: Md) -> tuple[str
     return "DeleteGrant", "principals/bot", {"model": "models/m", "role": "editor"}, None
 
 
-async def audit_delete_grant_everywhere(a: AccessServiceStub, md: Md) -> tuple[str, str, Any, Any]:
+async def audit_delete_grant_everywhere(
+    a: AccessServiceAsyncStub, md: Md
+) -> tuple[str, str, Any, Any]:
     await create_token(a, "bot")
     await a.SetGrant(pb.SetGrantRequest(grant=ap.Grant(principal="bot", role=ap.ROLE_ADMIN)))
     await a.DeleteGrant(pb.DeleteGrantRequest(principal="bot"), metadata=md)
@@ -726,7 +734,7 @@ def test_every_mutating_rpc_has_an_audit_scenario() -> None:
 
 @pytest.mark.parametrize("scenario", [s for _, s in SCENARIOS], ids=[lbl for lbl, _ in SCENARIOS])
 async def test_a_change_writes_one_audit_event(
-    scenario: Scenario, access: AccessServiceStub, migrated_database_url: str
+    scenario: Scenario, access: AccessServiceAsyncStub, migrated_database_url: str
 ) -> None:
     request_id = f"req-{uuid.uuid4()}"
     action, resource, before, after = await scenario(access, (("x-request-id", request_id),))
@@ -742,7 +750,7 @@ async def test_a_change_writes_one_audit_event(
 
 
 async def test_reads_and_failures_write_no_audit_event(
-    access: AccessServiceStub, migrated_database_url: str
+    access: AccessServiceAsyncStub, migrated_database_url: str
 ) -> None:
     made = await create_token(access, "bot")
     await access.RevokeToken(pb.RevokeTokenRequest(name=made.token.name))
@@ -809,7 +817,7 @@ async def _wait_serving(target: str, token: str) -> None:
     async with authenticated_channel(target, token) as channel:
         while True:
             try:
-                await AccessServiceStub(channel).GetCaller(pb.GetCallerRequest(), timeout=1)
+                await AccessServiceAsyncStub(channel).GetCaller(pb.GetCallerRequest(), timeout=1)
                 return
             except grpc.aio.AioRpcError:
                 if time.monotonic() > deadline:
@@ -836,10 +844,10 @@ async def test_a_secret_never_reaches_the_server_log(
     try:
         await _wait_serving(target, admin_token)
         async with authenticated_channel(target, admin_token) as channel:
-            admin = AccessServiceStub(channel)
+            admin = AccessServiceAsyncStub(channel)
             made = await create_token(admin, "logged-bot", description="check the log")
             async with authenticated_channel(target, made.secret) as bot_channel:
-                bot = AccessServiceStub(bot_channel)
+                bot = AccessServiceAsyncStub(bot_channel)
                 await bot.GetCaller(pb.GetCallerRequest())
                 assert await code_of(bot.ListTokens(pb.ListTokensRequest())) == (
                     grpc.StatusCode.PERMISSION_DENIED

@@ -170,12 +170,15 @@ async def test_a_declared_digest_or_size_that_does_not_match_leaves_nothing(
     expected: grpc.StatusCode,
 ) -> None:
     file = LocalFile.random(tmp_path / "f.bin", PART + 3 * MIB + 17)  # two storage parts
-    wrong = {
-        "sha256": {"sha256": sha256_hex(b"something else")},
-        "size_larger": {"size_bytes": file.size + 1},
-        "size_smaller": {"size_bytes": file.size - 1},
+    # (sha256, size_bytes) to declare; "" and None declare the file's own.
+    wrong_sha256, wrong_size = {
+        "sha256": (sha256_hex(b"something else"), None),
+        "size_larger": ("", file.size + 1),
+        "size_smaller": ("", file.size - 1),
     }[declared]
-    session = await start_upload(artifacts, version, "f.bin", file, **wrong)
+    session = await start_upload(
+        artifacts, version, "f.bin", file, sha256=wrong_sha256, size_bytes=wrong_size
+    )
     assert session.state == ACTIVE
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 from integration import helpers
 from integration.helpers import Stub, create_version, transition
@@ -123,7 +124,7 @@ async def update_model(registry: Stub, md: Any) -> Audited:
     model = await registry.UpdateModel(
         pb.UpdateModelRequest(
             model=model_pb2.Model(name=PARENT, description="new", etag=old.etag),
-            update_mask={"paths": ["description"]},
+            update_mask=FieldMask(paths=["description"]),
         ),
         metadata=md,
     )
@@ -167,7 +168,7 @@ async def update_model_version(registry: Stub, md: Any) -> Audited:
             model_version=mv.ModelVersion(
                 name=f"{PARENT}/versions/latest", metrics={"accuracy": 0.9}
             ),
-            update_mask={"paths": ["metrics"]},
+            update_mask=FieldMask(paths=["metrics"]),
         ),
         metadata=md,
     )
@@ -340,7 +341,7 @@ FAILING_MUTATIONS: list[tuple[str, Callable[[Stub, Any], Awaitable[Any]]]] = [
         lambda r, md: r.UpdateModel(
             pb.UpdateModelRequest(
                 model=model_pb2.Model(name=PARENT, description="x", etag="1-0"),
-                update_mask={"paths": ["description"]},
+                update_mask=FieldMask(paths=["description"]),
             ),
             metadata=md,
         ),
@@ -366,7 +367,7 @@ FAILING_MUTATIONS: list[tuple[str, Callable[[Stub, Any], Awaitable[Any]]]] = [
         lambda r, md: r.UpdateModelVersion(
             pb.UpdateModelVersionRequest(
                 model_version=mv.ModelVersion(name=f"{PARENT}/versions/1"),
-                update_mask={"paths": ["stage"]},
+                update_mask=FieldMask(paths=["stage"]),
             ),
             metadata=md,
         ),

@@ -23,24 +23,25 @@ from typing import Any
 import asyncpg
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from integration.helpers import create_version, error_details
 from support.auth import bearer_interceptors, make_token
 from support.server import authenticated_channel, running_server, s3_env
 from support.stores import StoreEndpoints, unique_name
+from support.stubs import AuditServiceAsyncStub, RegistryServiceAsyncStub
 from typer.testing import CliRunner
 
 from modelregistry.cli.main import app
 from modelregistry.domain.access import Role
 from modelregistry.storage.database import LISTENER_APPLICATION_NAME
 from modelregistry.storage.migrate import _apply_pending, bundled_migrations
-from modelregistry.v1 import audit_pb2, audit_service_pb2_grpc, model_pb2
+from modelregistry.v1 import audit_pb2, model_pb2
 from modelregistry.v1 import audit_service_pb2 as apb
 from modelregistry.v1 import registry_service_pb2 as pb
-from modelregistry.v1.registry_service_pb2_grpc import RegistryServiceStub
 
-AuditStub = audit_service_pb2_grpc.AuditServiceStub
+AuditStub = AuditServiceAsyncStub
 MODELREG = str(Path(sys.executable).with_name("modelreg"))
 WAIT_S = 20.0
 
@@ -75,7 +76,7 @@ class Follower:
             pass
 
     async def take(self, count: int, within: float = WAIT_S) -> list[audit_pb2.AuditEvent]:
-        taken = []
+        taken: list[audit_pb2.AuditEvent] = []
         async with asyncio.timeout(within):
             while len(taken) < count:
                 taken.append(await self.events.get())
@@ -134,17 +135,17 @@ async def head(stub: AuditStub) -> int:
     return events[-1].sequence if events else 0
 
 
-async def create_model(registry: RegistryServiceStub, model_id: str, **fields: Any) -> None:
+async def create_model(registry: RegistryServiceAsyncStub, model_id: str, **fields: Any) -> None:
     await registry.CreateModel(
         pb.CreateModelRequest(model_id=model_id, model=model_pb2.Model(**fields))
     )
 
 
-async def update_description(registry: RegistryServiceStub, model_id: str, text: str) -> None:
+async def update_description(registry: RegistryServiceAsyncStub, model_id: str, text: str) -> None:
     await registry.UpdateModel(
         pb.UpdateModelRequest(
             model=model_pb2.Model(name=f"models/{model_id}", description=text),
-            update_mask={"paths": ["description"]},
+            update_mask=FieldMask(paths=["description"]),
         )
     )
 
@@ -202,7 +203,8 @@ async def wait_serving(target: str, within: float = 30.0) -> None:
         health = health_pb2_grpc.HealthStub(chan)
         while time.monotonic() < deadline:
             with contextlib.suppress(grpc.aio.AioRpcError):
-                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                # types-grpcio-health-checking's HealthStub leaves out Check and Watch.
+                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)  # type: ignore[attr-defined]
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
             await asyncio.sleep(0.1)
@@ -213,7 +215,7 @@ async def wait_serving(target: str, within: float = 30.0) -> None:
 
 
 async def test_list_filters_by_resource_principal_action_and_time(
-    registry: RegistryServiceStub,
+    registry: RegistryServiceAsyncStub,
     audit: AuditStub,
     registry_target: str,
     migrated_database_url: str,
@@ -227,7 +229,7 @@ async def test_list_filters_by_resource_principal_action_and_time(
     await create_version(registry, "l_ama")
     editor = await make_token(migrated_database_url, principal="ci-bot", role=Role.EDITOR)
     async with authenticated_channel(registry_target, editor) as chan:
-        await update_description(RegistryServiceStub(chan), "llama", "tuned")
+        await update_description(RegistryServiceAsyncStub(chan), "llama", "tuned")
 
     everything = await list_all(audit)
     assert_dense(everything, 1)
@@ -300,7 +302,7 @@ async def test_list_filters_by_resource_principal_action_and_time(
 
 
 async def test_list_pages_by_sequence_with_tokens_bound_to_the_query(
-    registry: RegistryServiceStub, audit: AuditStub
+    registry: RegistryServiceAsyncStub, audit: AuditStub
 ) -> None:
     for number in range(7):
         await create_model(registry, f"m{number}")
@@ -328,7 +330,7 @@ async def test_list_pages_by_sequence_with_tokens_bound_to_the_query(
 
 
 async def test_bad_requests_are_invalid_argument(
-    registry: RegistryServiceStub, audit: AuditStub
+    registry: RegistryServiceAsyncStub, audit: AuditStub
 ) -> None:
     for number in range(3):
         await create_model(registry, f"m{number}")
@@ -446,7 +448,7 @@ async def hold_audit_row(conn: asyncpg.Connection, label: str) -> int:
 
 
 async def test_a_late_commit_holds_back_later_events_instead_of_being_skipped(
-    registry: RegistryServiceStub, audit: AuditStub, migrated_database_url: str
+    registry: RegistryServiceAsyncStub, audit: AuditStub, migrated_database_url: str
 ) -> None:
     await create_model(registry, "before")
     async with following(audit) as watcher:
@@ -475,7 +477,7 @@ async def test_a_late_commit_holds_back_later_events_instead_of_being_skipped(
 
 
 async def test_a_rolled_back_transaction_gives_its_number_back(
-    registry: RegistryServiceStub, audit: AuditStub, migrated_database_url: str
+    registry: RegistryServiceAsyncStub, audit: AuditStub, migrated_database_url: str
 ) -> None:
     await create_model(registry, "before")
     async with following(audit) as watcher:
@@ -504,7 +506,7 @@ async def test_a_rolled_back_transaction_gives_its_number_back(
 
 
 async def test_watch_replays_then_follows_and_filters_in_sql(
-    registry: RegistryServiceStub, audit: AuditStub
+    registry: RegistryServiceAsyncStub, audit: AuditStub
 ) -> None:
     await create_model(registry, "llama")
     await create_model(registry, "other")
@@ -530,7 +532,7 @@ async def test_watch_replays_then_follows_and_filters_in_sql(
 
 
 async def test_watchers_keep_following_when_the_listen_connection_is_cut(
-    registry: RegistryServiceStub, audit: AuditStub, migrated_database_url: str
+    registry: RegistryServiceAsyncStub, audit: AuditStub, migrated_database_url: str
 ) -> None:
     listeners = """SELECT pid FROM pg_stat_activity
                    WHERE datname = current_database() AND application_name = $1"""
@@ -563,7 +565,7 @@ async def test_watchers_keep_following_when_the_listen_connection_is_cut(
 
 
 async def test_concurrent_writers_are_seen_exactly_once_in_order(
-    registry: RegistryServiceStub, audit: AuditStub
+    registry: RegistryServiceAsyncStub, audit: AuditStub
 ) -> None:
     writers, each = 8, 10
     await create_model(registry, "shared")
@@ -594,7 +596,7 @@ async def test_concurrent_writers_are_seen_exactly_once_in_order(
 
 
 async def test_two_server_processes_one_log_and_reconnecting_misses_nothing(
-    registry: RegistryServiceStub,
+    registry: RegistryServiceAsyncStub,
     audit: AuditStub,
     migrated_database_url: str,
     store_endpoints: StoreEndpoints,
@@ -606,9 +608,9 @@ async def test_two_server_processes_one_log_and_reconnecting_misses_nothing(
         server_process(migrated_database_url, store_endpoints, s3_bucket, port),
         authenticated_channel(f"127.0.0.1:{port}", admin_token) as chan_b,
     ):
-        registry_b = RegistryServiceStub(chan_b)
+        registry_b = RegistryServiceAsyncStub(chan_b)
 
-        async def writes(stub: RegistryServiceStub, prefix: str, count: int) -> None:
+        async def writes(stub: RegistryServiceAsyncStub, prefix: str, count: int) -> None:
             for number in range(count):
                 await create_model(stub, f"{prefix}{number}")
 
@@ -643,7 +645,7 @@ async def test_two_server_processes_one_log_and_reconnecting_misses_nothing(
 
 
 async def test_a_stalled_watcher_never_slows_writers(
-    registry: RegistryServiceStub,
+    registry: RegistryServiceAsyncStub,
     audit: AuditStub,
     registry_target: str,
     admin_token: str,
@@ -694,7 +696,7 @@ async def test_shutdown_ends_watches_with_unavailable_and_where_to_resume(
 ) -> None:
     async with running_server(migrated_database_url, store_endpoints, s3_bucket) as target:
         chan = authenticated_channel(target, admin_token)
-        await create_model(RegistryServiceStub(chan), "one")
+        await create_model(RegistryServiceAsyncStub(chan), "one")
         watcher = Follower(AuditStub(chan))
         assert sequences(await watcher.take(1)) == [1]
         stopping = time.monotonic()
@@ -719,7 +721,7 @@ async def cli(target: str, *args: str) -> Any:
     return result
 
 
-async def test_cli_events_list(registry: RegistryServiceStub, registry_target: str) -> None:
+async def test_cli_events_list(registry: RegistryServiceAsyncStub, registry_target: str) -> None:
     await create_model(registry, "llama")
     await create_version(registry, "llama")
     await create_model(registry, "other")
@@ -776,7 +778,7 @@ async def test_cli_events_list(registry: RegistryServiceStub, registry_target: s
 
 
 async def read_lines(stream: asyncio.StreamReader, count: int) -> list[dict[str, Any]]:
-    lines = []
+    lines: list[dict[str, Any]] = []
     async with asyncio.timeout(WAIT_S):
         while len(lines) < count:
             line = await stream.readline()
@@ -786,7 +788,7 @@ async def read_lines(stream: asyncio.StreamReader, count: int) -> list[dict[str,
 
 
 async def test_cli_events_watch_prints_json_lines_and_reconnects(
-    registry: RegistryServiceStub,
+    registry: RegistryServiceAsyncStub,
     migrated_database_url: str,
     store_endpoints: StoreEndpoints,
     s3_bucket: str,

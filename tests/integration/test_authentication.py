@@ -10,19 +10,19 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from support.auth import make_token
 from support.server import authenticated_channel
+from support.stubs import RegistryServiceAsyncStub
 
 from modelregistry.domain.access import Role
 from modelregistry.service.auth import revoke_token
 from modelregistry.storage.database import Database
 from modelregistry.v1 import model_version_pb2
 from modelregistry.v1 import registry_service_pb2 as pb
-from modelregistry.v1.registry_service_pb2_grpc import RegistryServiceStub
 
 GET = pb.GetModelRequest(name="models/shared")
 
 
 @pytest.fixture
-async def seeded(registry: RegistryServiceStub) -> None:
+async def seeded(registry: RegistryServiceAsyncStub) -> None:
     for model_id in ("shared", "other"):
         await registry.CreateModel(pb.CreateModelRequest(model_id=model_id))
         await registry.CreateModelVersion(pb.CreateModelVersionRequest(parent=f"models/{model_id}"))
@@ -34,13 +34,13 @@ async def as_role(
 ) -> AsyncIterator[object]:
     channels: list[grpc.aio.Channel] = []
 
-    async def stub_for(role: Role, model: str | None = None) -> RegistryServiceStub:
+    async def stub_for(role: Role, model: str | None = None) -> RegistryServiceAsyncStub:
         token = await make_token(
             migrated_database_url, f"{role.label}-{model or 'all'}", role, model=model
         )
         channel = authenticated_channel(registry_target, token)
         channels.append(channel)
-        return RegistryServiceStub(channel)
+        return RegistryServiceAsyncStub(channel)
 
     yield stub_for
     for channel in channels:
@@ -58,7 +58,7 @@ async def _code(call: object) -> grpc.StatusCode:
 async def _anonymous_code(target: str, token: str | None) -> grpc.StatusCode:
     metadata = [("authorization", f"Bearer {token}")] if token is not None else None
     async with grpc.aio.insecure_channel(target) as channel:
-        return await _code(RegistryServiceStub(channel).GetModel(GET, metadata=metadata))
+        return await _code(RegistryServiceAsyncStub(channel).GetModel(GET, metadata=metadata))
 
 
 async def test_missing_unknown_expired_and_revoked_tokens_are_unauthenticated(
@@ -84,7 +84,8 @@ async def test_missing_unknown_expired_and_revoked_tokens_are_unauthenticated(
 
 async def test_health_answers_without_a_token(registry_target: str) -> None:
     async with grpc.aio.insecure_channel(registry_target) as channel:
-        response = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+        # types-grpcio-health-checking's HealthStub leaves out Check and Watch.
+        response = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())  # type: ignore[attr-defined]
     assert response.status == health_pb2.HealthCheckResponse.SERVING
 
 
@@ -143,4 +144,6 @@ async def test_a_grant_on_one_model_leaves_the_role_everywhere_as_it_was(
     admin = await make_token(migrated_database_url, "carol", Role.ADMIN)
     await make_token(migrated_database_url, "carol", Role.EDITOR, model="shared")
     async with authenticated_channel(registry_target, admin) as channel:
-        await RegistryServiceStub(channel).CreateModel(pb.CreateModelRequest(model_id="carols"))
+        await RegistryServiceAsyncStub(channel).CreateModel(
+            pb.CreateModelRequest(model_id="carols")
+        )

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
 from integration import helpers
 from integration.helpers import (
@@ -70,7 +71,7 @@ def create_model(
 
 def update_model(paths: list[str], name: str = PARENT, **fields: Any) -> Callable[..., Any]:
     return lambda w: pb.UpdateModelRequest(
-        model=model_pb2.Model(name=name, **fields), update_mask={"paths": paths}
+        model=model_pb2.Model(name=name, **fields), update_mask=FieldMask(paths=paths)
     )
 
 
@@ -82,7 +83,7 @@ def create_version(parent: str = PARENT, request_id: str = "", **fields: Any) ->
 
 def update_version(paths: list[str], name: str = DEVELOPMENT, **fields: Any) -> Callable[..., Any]:
     return lambda w: pb.UpdateModelVersionRequest(
-        model_version=MV.ModelVersion(name=name, **fields), update_mask={"paths": paths}
+        model_version=MV.ModelVersion(name=name, **fields), update_mask=FieldMask(paths=paths)
     )
 
 
@@ -103,7 +104,9 @@ def list_versions(parent: str = PARENT, **fields: Any) -> Callable[..., Any]:
 
 
 def move(name: str, stage: int, **fields: Any) -> Callable[..., Any]:
-    return lambda w: pb.TransitionModelVersionStageRequest(name=name, stage=stage, **fields)
+    return lambda w: pb.TransitionModelVersionStageRequest(
+        name=name, stage=model_version_pb2.Stage.ValueType(stage), **fields
+    )
 
 
 def set_alias(name: str, alias: str) -> Callable[..., Any]:
@@ -352,7 +355,8 @@ LIST_CASES = [
     Case("ListModelHistory/key/without-kind", "ListModelHistory",
          lambda w: pb.ListModelHistoryRequest(parent=PARENT, key="PRODUCTION"), INVALID, "key"),
     Case("ListModelHistory/kind/unknown", "ListModelHistory",
-         lambda w: pb.ListModelHistoryRequest(parent=PARENT, kind=42), INVALID, "kind"),
+         lambda w: pb.ListModelHistoryRequest(
+             parent=PARENT, kind=pb.HoldingKind.ValueType(42)), INVALID, "kind"),
     Case("ListAliasChanges/parent/bad", "ListAliasChanges",
          lambda w: pb.ListAliasChangesRequest(parent=PRODUCTION), INVALID, "parent"),
     Case("ListAliasChanges/parent/wildcard", "ListAliasChanges",
@@ -424,7 +428,7 @@ MODEL_CASES = [
              model=model_pb2.Model(
                  name=f"models/{EMPTY_MODEL}", description="x", etag=w.stale_model_etag
              ),
-             update_mask={"paths": ["description"]},
+             update_mask=FieldMask(paths=["description"]),
          ), ABORTED),
     Case("UpdateModel/etag/garbage", "UpdateModel",
          update_model(["description"], description="x", etag="not-an-etag"), ABORTED),
@@ -583,14 +587,14 @@ VERSION_CASES = [
              model_version=MV.ModelVersion(
                  name=PRODUCTION, description="x", etag=w.stale_version_etag
              ),
-             update_mask={"paths": ["description"]},
+             update_mask=FieldMask(paths=["description"]),
          ), ABORTED),
     Case("UpdateModelVersion/etag/of-another-version", "UpdateModelVersion",
          lambda w: pb.UpdateModelVersionRequest(
              model_version=MV.ModelVersion(
                  name=DEVELOPMENT, description="x", etag=w.versions[STAGING].etag
              ),
-             update_mask={"paths": ["description"]},
+             update_mask=FieldMask(paths=["description"]),
          ), ABORTED),
     Case("UpdateModelVersion/metrics/nan", "UpdateModelVersion",
          update_version(["metrics"], metrics={"loss": float("nan")}), INVALID,

@@ -15,7 +15,7 @@ import json
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -266,6 +266,10 @@ class RecordingStub:
         self.downloads.append((request.offset, request.length))
         return self._stub.Download(request, **kwargs)
 
+    def as_stub(self) -> artifact_service_pb2_grpc.ArtifactServiceStub:
+        """This recorder where transfer takes the generated stub, whose methods it has."""
+        return cast(artifact_service_pb2_grpc.ArtifactServiceStub, self)
+
 
 @pytest.mark.timeout(300)
 async def test_transfers_resume_across_dropped_connections(
@@ -287,7 +291,7 @@ async def test_transfers_resume_across_dropped_connections(
             uploading = asyncio.create_task(
                 asyncio.to_thread(
                     transfer.upload_file,
-                    stub,
+                    stub.as_stub(),
                     version,
                     "weights/big.bin",
                     tmp_path / "big.bin",
@@ -319,7 +323,7 @@ async def test_transfers_resume_across_dropped_connections(
             dest = tmp_path / "out" / "big.bin"
             got = await asyncio.to_thread(
                 transfer.download_file,
-                stub,
+                stub.as_stub(),
                 artifact.name,
                 dest,
                 streams=4,
@@ -337,7 +341,9 @@ async def test_transfers_resume_across_dropped_connections(
             # Single stream, same story.
             proxy.arm("down", 10 * MiB)
             single = tmp_path / "single" / "big.bin"
-            await asyncio.to_thread(transfer.download_file, stub, artifact.name, single, streams=1)
+            await asyncio.to_thread(
+                transfer.download_file, stub.as_stub(), artifact.name, single, streams=1
+            )
             assert proxy.drops == 3
             assert single.read_bytes() == data
         finally:

@@ -116,6 +116,7 @@ async def test_policy_approvals_promotion_and_history(
 async def test_usage_and_server_errors(registry_target: str) -> None:
     t = registry_target
     await cli_json(t, "models", "create", "demo")
+    args: tuple[str, ...]
     for args in (
         ("policy", "set", "demo", "--metric", "accuracy=0.9"),
         ("policy", "set", "demo", "--metric", "accuracy>=inf"),

@@ -18,13 +18,13 @@ from integration import helpers
 from integration.helpers import Stub, create_version, transition
 from support.auth import make_token
 from support.server import authenticated_channel
+from support.stubs import CollaborationServiceAsyncStub
 
 from modelregistry.domain.access import Role
 from modelregistry.v1 import collaboration_pb2 as co
 from modelregistry.v1 import collaboration_service_pb2 as pb
 from modelregistry.v1 import model_version_pb2 as mv
 from modelregistry.v1 import registry_service_pb2 as rpb
-from modelregistry.v1.collaboration_service_pb2_grpc import CollaborationServiceStub
 
 PRINCIPAL = "test-admin"  # the admin_token fixture's principal
 MODEL = "collab"
@@ -44,8 +44,8 @@ MUTATING_RPCS = (
 
 
 @pytest.fixture
-def collab(channel: grpc.aio.Channel) -> CollaborationServiceStub:
-    return CollaborationServiceStub(channel)
+def collab(channel: grpc.aio.Channel) -> CollaborationServiceAsyncStub:
+    return CollaborationServiceAsyncStub(channel)
 
 
 async def seed(registry: Stub) -> None:
@@ -73,7 +73,7 @@ async def snapshot(dsn: str) -> dict[str, list[str]]:
 def precondition_violations(err: grpc.aio.AioRpcError) -> list[Any]:
     status = rpc_status.from_call(err)  # type: ignore[arg-type]
     assert status is not None
-    found = []
+    found: list[error_details_pb2.PreconditionFailure.Violation] = []
     for detail in status.details:
         if detail.Is(error_details_pb2.PreconditionFailure.DESCRIPTOR):
             failure = error_details_pb2.PreconditionFailure()
@@ -82,24 +82,27 @@ def precondition_violations(err: grpc.aio.AioRpcError) -> list[Any]:
     return found
 
 
-async def comment(collab: CollaborationServiceStub, parent: str, body: str, **kw: Any) -> Any:
+async def comment(collab: CollaborationServiceAsyncStub, parent: str, body: str, **kw: Any) -> Any:
     return await collab.CreateComment(
         pb.CreateCommentRequest(parent=parent, comment=co.Comment(body=body, **kw))
     )
 
 
-async def edit(collab: CollaborationServiceStub, name: str, body: str) -> Any:
+async def edit(collab: CollaborationServiceAsyncStub, name: str, body: str) -> Any:
     return await collab.UpdateComment(
         pb.UpdateCommentRequest(comment=co.Comment(name=name, body=body))
     )
 
 
-async def flag(collab: CollaborationServiceStub, parent: str = V1, **kw: Any) -> Any:
-    fields = {"severity": co.FLAG_SEVERITY_HIGH, "reason": "toxic outputs on prompt set B"} | kw
+async def flag(collab: CollaborationServiceAsyncStub, parent: str = V1, **kw: Any) -> Any:
+    fields: dict[str, Any] = {
+        "severity": co.FLAG_SEVERITY_HIGH,
+        "reason": "toxic outputs on prompt set B",
+    } | kw
     return await collab.CreateFlag(pb.CreateFlagRequest(parent=parent, flag=co.Flag(**fields)))
 
 
-async def deploy(collab: CollaborationServiceStub, parent: str = V1, **kw: Any) -> Any:
+async def deploy(collab: CollaborationServiceAsyncStub, parent: str = V1, **kw: Any) -> Any:
     fields = {"environment": "prod-eu", "endpoint": "https://serve.example.com/llm"} | kw
     return await collab.CreateDeployment(
         pb.CreateDeploymentRequest(parent=parent, deployment=co.Deployment(**fields))
@@ -110,7 +113,7 @@ async def deploy(collab: CollaborationServiceStub, parent: str = V1, **kw: Any) 
 
 
 async def test_comments_thread_and_list_oldest_first(
-    registry: Stub, collab: CollaborationServiceStub
+    registry: Stub, collab: CollaborationServiceAsyncStub
 ) -> None:
     await seed(registry)
     first = await comment(collab, BY_ALIAS, "accuracy looks off on long inputs")
@@ -135,7 +138,7 @@ async def test_comments_thread_and_list_oldest_first(
 
 
 async def test_a_reply_must_answer_a_comment_of_the_same_version(
-    registry: Stub, collab: CollaborationServiceStub, migrated_database_url: str
+    registry: Stub, collab: CollaborationServiceAsyncStub, migrated_database_url: str
 ) -> None:
     await seed(registry)
     on_v2 = await comment(collab, V2, "v2 remark")
@@ -155,7 +158,7 @@ async def test_a_reply_must_answer_a_comment_of_the_same_version(
 
 
 async def test_deleting_comments(
-    registry: Stub, collab: CollaborationServiceStub, migrated_database_url: str
+    registry: Stub, collab: CollaborationServiceAsyncStub, migrated_database_url: str
 ) -> None:
     await seed(registry)
     parent = await comment(collab, V1, "parent")
@@ -179,7 +182,7 @@ async def test_deleting_comments(
 
 
 async def test_comments_page_without_repeats_or_gaps(
-    registry: Stub, collab: CollaborationServiceStub
+    registry: Stub, collab: CollaborationServiceAsyncStub
 ) -> None:
     await seed(registry)
     made = [(await comment(collab, V1, f"c{i}")).name for i in range(7)]
@@ -219,7 +222,7 @@ async def test_comments_page_without_repeats_or_gaps(
 
 
 async def test_flags_are_raised_listed_and_resolved_once(
-    registry: Stub, collab: CollaborationServiceStub
+    registry: Stub, collab: CollaborationServiceAsyncStub
 ) -> None:
     await seed(registry)
     high = await flag(collab, BY_ALIAS)
@@ -256,7 +259,7 @@ async def test_flags_are_raised_listed_and_resolved_once(
 
 
 async def test_flag_page_tokens_are_bound_to_the_state_filter(
-    registry: Stub, collab: CollaborationServiceStub
+    registry: Stub, collab: CollaborationServiceAsyncStub
 ) -> None:
     await seed(registry)
     for _ in range(3):
@@ -277,7 +280,7 @@ async def test_flag_page_tokens_are_bound_to_the_state_filter(
 
 
 async def test_an_open_flag_blocks_promotion_until_resolved(
-    registry: Stub, collab: CollaborationServiceStub, migrated_database_url: str
+    registry: Stub, collab: CollaborationServiceAsyncStub, migrated_database_url: str
 ) -> None:
     await seed(registry)
     await transition(registry, V1, mv.STAGE_STAGING)
@@ -321,7 +324,7 @@ async def test_an_open_flag_blocks_promotion_until_resolved(
 
 
 async def test_deployment_history_newest_first_and_status_changes(
-    registry: Stub, collab: CollaborationServiceStub
+    registry: Stub, collab: CollaborationServiceAsyncStub
 ) -> None:
     await seed(registry)
     canary = await deploy(collab, BY_ALIAS, environment="canary")
@@ -367,7 +370,7 @@ async def test_deployment_history_newest_first_and_status_changes(
 
 
 async def test_creates_are_idempotent_with_a_request_id(
-    registry: Stub, collab: CollaborationServiceStub, migrated_database_url: str
+    registry: Stub, collab: CollaborationServiceAsyncStub, migrated_database_url: str
 ) -> None:
     await seed(registry)
     calls: list[Callable[[], Awaitable[Any]]] = [
@@ -399,7 +402,7 @@ async def test_creates_are_idempotent_with_a_request_id(
 
 # -- bad input and missing resources change nothing -----------------------------------------
 
-Call = Callable[[CollaborationServiceStub], Awaitable[Any]]
+Call = Callable[[CollaborationServiceAsyncStub], Awaitable[Any]]
 MISSING_VERSION = f"models/{MODEL}/versions/9"
 LONG = "x" * 8193
 
@@ -454,7 +457,7 @@ BAD_CALLS: list[tuple[str, grpc.StatusCode, str, Call]] = [
     ("flag/missing-version", grpc.StatusCode.NOT_FOUND, "",
      lambda c: flag(c, MISSING_VERSION)),
     ("list-flags/unknown-state", grpc.StatusCode.INVALID_ARGUMENT, "state",
-     lambda c: c.ListFlags(pb.ListFlagsRequest(parent=V1, state=7))),
+     lambda c: c.ListFlags(pb.ListFlagsRequest(parent=V1, state=co.FlagState.ValueType(7)))),
     ("resolve/empty-resolution", grpc.StatusCode.INVALID_ARGUMENT, "resolution",
      lambda c: c.ResolveFlag(pb.ResolveFlagRequest(name=f"{V1}/flags/1", resolution=""))),
     ("resolve/bad-name", grpc.StatusCode.INVALID_ARGUMENT, "name",
@@ -498,7 +501,7 @@ async def test_bad_input_and_missing_resources_change_nothing(
     field: str,
     call: Call,
     registry: Stub,
-    collab: CollaborationServiceStub,
+    collab: CollaborationServiceAsyncStub,
     migrated_database_url: str,
 ) -> None:
     await seed(registry)
@@ -521,10 +524,10 @@ async def test_bad_input_and_missing_resources_change_nothing(
 # -- audit ----------------------------------------------------------------------------------
 
 Md = tuple[tuple[str, str], ...]
-Scenario = Callable[[CollaborationServiceStub, Md], Awaitable[tuple[str, Any, Any]]]
+Scenario = Callable[[CollaborationServiceAsyncStub, Md], Awaitable[tuple[str, Any, Any]]]
 
 
-async def audit_create_comment(c: CollaborationServiceStub, md: Md) -> tuple[str, Any, Any]:
+async def audit_create_comment(c: CollaborationServiceAsyncStub, md: Md) -> tuple[str, Any, Any]:
     parent = await comment(c, V1, "first")
     made = await c.CreateComment(
         pb.CreateCommentRequest(
@@ -535,7 +538,7 @@ async def audit_create_comment(c: CollaborationServiceStub, md: Md) -> tuple[str
     return made.name, None, {"author": PRINCIPAL, "parent_comment": parent.name}
 
 
-async def audit_update_comment(c: CollaborationServiceStub, md: Md) -> tuple[str, Any, Any]:
+async def audit_update_comment(c: CollaborationServiceAsyncStub, md: Md) -> tuple[str, Any, Any]:
     made = await comment(c, V1, "draft")
     await c.UpdateComment(
         pb.UpdateCommentRequest(comment=co.Comment(name=made.name, body="final text")),
@@ -545,13 +548,13 @@ async def audit_update_comment(c: CollaborationServiceStub, md: Md) -> tuple[str
     return made.name, summary | {"body_bytes": 5}, summary | {"body_bytes": 10}
 
 
-async def audit_delete_comment(c: CollaborationServiceStub, md: Md) -> tuple[str, Any, Any]:
+async def audit_delete_comment(c: CollaborationServiceAsyncStub, md: Md) -> tuple[str, Any, Any]:
     made = await comment(c, V1, "bye")
     await c.DeleteComment(pb.DeleteCommentRequest(name=made.name), metadata=md)
     return made.name, {"author": PRINCIPAL, "parent_comment": None}, None
 
 
-async def audit_create_flag(c: CollaborationServiceStub, md: Md) -> tuple[str, Any, Any]:
+async def audit_create_flag(c: CollaborationServiceAsyncStub, md: Md) -> tuple[str, Any, Any]:
     made = await c.CreateFlag(
         pb.CreateFlagRequest(
             parent=BY_ALIAS, flag=co.Flag(severity=co.FLAG_SEVERITY_MEDIUM, reason="r")
@@ -561,7 +564,7 @@ async def audit_create_flag(c: CollaborationServiceStub, md: Md) -> tuple[str, A
     return made.name, None, {"state": "OPEN", "severity": "MEDIUM", "raised_by": PRINCIPAL}
 
 
-async def audit_resolve_flag(c: CollaborationServiceStub, md: Md) -> tuple[str, Any, Any]:
+async def audit_resolve_flag(c: CollaborationServiceAsyncStub, md: Md) -> tuple[str, Any, Any]:
     made = await flag(c)
     await c.ResolveFlag(pb.ResolveFlagRequest(name=made.name, resolution="ok"), metadata=md)
     before = {"state": "OPEN", "severity": "HIGH", "raised_by": PRINCIPAL}
@@ -569,7 +572,7 @@ async def audit_resolve_flag(c: CollaborationServiceStub, md: Md) -> tuple[str, 
     return made.name, before, after
 
 
-async def audit_create_deployment(c: CollaborationServiceStub, md: Md) -> tuple[str, Any, Any]:
+async def audit_create_deployment(c: CollaborationServiceAsyncStub, md: Md) -> tuple[str, Any, Any]:
     made = await c.CreateDeployment(
         pb.CreateDeploymentRequest(
             parent=BY_ALIAS, deployment=co.Deployment(environment="prod", endpoint="https://h")
@@ -579,7 +582,7 @@ async def audit_create_deployment(c: CollaborationServiceStub, md: Md) -> tuple[
     return made.name, None, {"environment": "prod", "endpoint": "https://h", "status": "PENDING"}
 
 
-async def audit_update_status(c: CollaborationServiceStub, md: Md) -> tuple[str, Any, Any]:
+async def audit_update_status(c: CollaborationServiceAsyncStub, md: Md) -> tuple[str, Any, Any]:
     made = await deploy(c)
     await c.UpdateDeploymentStatus(
         pb.UpdateDeploymentStatusRequest(name=made.name, status=co.DEPLOYMENT_STATUS_FAILED),
@@ -612,7 +615,7 @@ async def test_a_mutation_writes_one_audit_event(
     action: str,
     scenario: Scenario,
     registry: Stub,
-    collab: CollaborationServiceStub,
+    collab: CollaborationServiceAsyncStub,
     migrated_database_url: str,
 ) -> None:
     await seed(registry)
@@ -634,7 +637,7 @@ async def test_a_mutation_writes_one_audit_event(
 
 
 async def test_reads_and_failures_write_no_audit_event(
-    registry: Stub, collab: CollaborationServiceStub, migrated_database_url: str
+    registry: Stub, collab: CollaborationServiceAsyncStub, migrated_database_url: str
 ) -> None:
     await seed(registry)
     resolved = await flag(collab)
@@ -667,16 +670,18 @@ async def test_the_service_is_served_with_health(channel: grpc.aio.Channel) -> N
     health = health_pb2_grpc.HealthStub(channel)
     request = health_pb2.HealthCheckRequest(service="modelregistry.v1.CollaborationService")
     # The first status is set once the store monitor's first check answers.
-    stream = health.Watch(request)
+    # types-grpcio-health-checking's HealthStub leaves out Check and Watch.
+    stream = health.Watch(request)  # type: ignore[attr-defined]
     async for response in stream:
         if response.status == health_pb2.HealthCheckResponse.SERVING:
             break
     stream.cancel()
-    assert (await health.Check(request)).status == health_pb2.HealthCheckResponse.SERVING
+    # types-grpcio-health-checking's HealthStub leaves out Check and Watch.
+    assert (await health.Check(request)).status == health_pb2.HealthCheckResponse.SERVING  # type: ignore[attr-defined]
 
 
 async def test_deleting_a_version_or_model_takes_its_collaboration_records(
-    registry: Stub, collab: CollaborationServiceStub, migrated_database_url: str
+    registry: Stub, collab: CollaborationServiceAsyncStub, migrated_database_url: str
 ) -> None:
     await seed(registry)
     for version in (V1, V2):
@@ -706,8 +711,8 @@ async def test_only_the_author_or_an_admin_edits_or_deletes_a_comment(
         authenticated_channel(registry_target, alice_token) as alice_channel,
         authenticated_channel(registry_target, bob_token) as bob_channel,
     ):
-        alice = CollaborationServiceStub(alice_channel)
-        bob = CollaborationServiceStub(bob_channel)
+        alice = CollaborationServiceAsyncStub(alice_channel)
+        bob = CollaborationServiceAsyncStub(bob_channel)
         written = await comment(alice, V1, "first thoughts")
         before = await snapshot(migrated_database_url)
 
@@ -727,6 +732,6 @@ async def test_only_the_author_or_an_admin_edits_or_deletes_a_comment(
 
     root_token = await make_token(migrated_database_url, "root", Role.ADMIN)
     async with authenticated_channel(registry_target, root_token) as root_channel:
-        root = CollaborationServiceStub(root_channel)
+        root = CollaborationServiceAsyncStub(root_channel)
         await root.DeleteComment(pb.DeleteCommentRequest(name=written.name))
         assert (await root.ListComments(pb.ListCommentsRequest(parent=V1))).comments == []

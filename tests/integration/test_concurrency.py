@@ -8,24 +8,26 @@ import asyncpg
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
+from support.stubs import RegistryServiceAsyncStub
 
 from modelregistry.v1 import model_pb2, model_version_pb2
 from modelregistry.v1 import registry_service_pb2 as pb
-from modelregistry.v1.registry_service_pb2_grpc import RegistryServiceStub
 
 
-async def _model(registry: RegistryServiceStub, model_id: str = "bert") -> model_pb2.Model:
+async def _model(registry: RegistryServiceAsyncStub, model_id: str = "bert") -> model_pb2.Model:
     return await registry.CreateModel(pb.CreateModelRequest(model_id=model_id))
 
 
-async def _version(registry: RegistryServiceStub, parent: str) -> model_version_pb2.ModelVersion:
+async def _version(
+    registry: RegistryServiceAsyncStub, parent: str
+) -> model_version_pb2.ModelVersion:
     return await registry.CreateModelVersion(
         pb.CreateModelVersionRequest(parent=parent, model_version=model_version_pb2.ModelVersion())
     )
 
 
 async def test_concurrent_creates_allocate_gapless_unique_numbers(
-    registry: RegistryServiceStub, migrated_database_url: str
+    registry: RegistryServiceAsyncStub, migrated_database_url: str
 ) -> None:
     model = await _model(registry)
 
@@ -47,7 +49,7 @@ async def test_concurrent_creates_allocate_gapless_unique_numbers(
 
 @pytest.mark.parametrize("archive_existing", [True, False])
 async def test_concurrent_promotions_leave_exactly_one_in_production(
-    registry: RegistryServiceStub, archive_existing: bool
+    registry: RegistryServiceAsyncStub, archive_existing: bool
 ) -> None:
     model = await _model(registry)
     versions = [await _version(registry, model.name) for _ in range(20)]
@@ -80,7 +82,7 @@ async def test_concurrent_promotions_leave_exactly_one_in_production(
 
 
 async def test_concurrent_updates_with_the_same_etag_one_wins(
-    registry: RegistryServiceStub,
+    registry: RegistryServiceAsyncStub,
 ) -> None:
     model = await _model(registry)
     version = await _version(registry, model.name)
@@ -109,7 +111,7 @@ async def test_concurrent_updates_with_the_same_etag_one_wins(
 
 
 async def test_retried_create_with_request_id_returns_the_same_version(
-    registry: RegistryServiceStub,
+    registry: RegistryServiceAsyncStub,
 ) -> None:
     model = await _model(registry)
     request = pb.CreateModelVersionRequest(
@@ -127,7 +129,7 @@ async def test_retried_create_with_request_id_returns_the_same_version(
 
 
 async def test_concurrent_creates_with_one_request_id_make_one_version(
-    registry: RegistryServiceStub,
+    registry: RegistryServiceAsyncStub,
 ) -> None:
     model = await _model(registry)
     request = pb.CreateModelVersionRequest(parent=model.name, request_id="same-retry")
@@ -140,7 +142,7 @@ async def test_concurrent_creates_with_one_request_id_make_one_version(
 
 
 async def test_retried_create_model_with_request_id_returns_the_same_model(
-    registry: RegistryServiceStub,
+    registry: RegistryServiceAsyncStub,
 ) -> None:
     request = pb.CreateModelRequest(model_id="gpt", request_id="create-gpt-1")
 
@@ -151,7 +153,7 @@ async def test_retried_create_model_with_request_id_returns_the_same_model(
     assert again.etag == first.etag
 
 
-async def test_alias_moves_atomically_under_concurrency(registry: RegistryServiceStub) -> None:
+async def test_alias_moves_atomically_under_concurrency(registry: RegistryServiceAsyncStub) -> None:
     model = await _model(registry)
     versions = [await _version(registry, model.name) for _ in range(10)]
 

@@ -405,7 +405,7 @@ async def test_filters_match_the_reference(
 # --- paging ----------------------------------------------------------------------------------
 
 
-def cursor_of(values: list[object]) -> list[CursorValue]:
+def cursor_of(values: Sequence[object]) -> list[CursorValue]:
     assert all(v is None or isinstance(v, str | int | Decimal | datetime) for v in values)
     return cast(list[CursorValue], values)
 

@@ -13,12 +13,12 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from integration import helpers
 from integration.helpers import Stub, create_version, transition
+from support.stubs import CollaborationServiceAsyncStub
 
 from modelregistry.v1 import collaboration_pb2 as co
 from modelregistry.v1 import collaboration_service_pb2 as cpb
 from modelregistry.v1 import model_version_pb2 as mv
 from modelregistry.v1 import registry_service_pb2 as pb
-from modelregistry.v1.collaboration_service_pb2_grpc import CollaborationServiceStub
 
 MODEL = "hist"
 PARENT = f"models/{MODEL}"
@@ -29,8 +29,8 @@ PAUSE_S = 0.02
 
 
 @pytest.fixture
-def collab(channel: grpc.aio.Channel) -> CollaborationServiceStub:
-    return CollaborationServiceStub(channel)
+def collab(channel: grpc.aio.Channel) -> CollaborationServiceAsyncStub:
+    return CollaborationServiceAsyncStub(channel)
 
 
 @dataclass
@@ -52,7 +52,7 @@ async def mark() -> datetime:
 
 
 async def deploy(
-    collab: CollaborationServiceStub,
+    collab: CollaborationServiceAsyncStub,
     version: str,
     environment: str,
     status: co.DeploymentStatus.ValueType,
@@ -70,7 +70,7 @@ async def deploy(
     return str(made.name)
 
 
-async def build_history(registry: Stub, collab: CollaborationServiceStub) -> Marks:
+async def build_history(registry: Stub, collab: CollaborationServiceAsyncStub) -> Marks:
     """v1 then v2 in PRODUCTION (v1 archived), `champion` v1 -> v2 then deleted, prod-eu
     deployed v1 then v2 then retired; v3 stays in DEVELOPMENT throughout."""
     await registry.CreateModel(pb.CreateModelRequest(model_id=MODEL))
@@ -129,7 +129,7 @@ def rows(entries: list[pb.HistoryEntry]) -> list[tuple[str, str, bool]]:
 
 
 async def test_who_held_a_stage_alias_or_environment_at_a_time(
-    registry: Stub, collab: CollaborationServiceStub
+    registry: Stub, collab: CollaborationServiceAsyncStub
 ) -> None:
     m = await build_history(registry, collab)
 
@@ -176,7 +176,7 @@ async def test_who_held_a_stage_alias_or_environment_at_a_time(
 
 
 async def test_the_full_timeline_ends_each_period_where_the_next_begins(
-    registry: Stub, collab: CollaborationServiceStub
+    registry: Stub, collab: CollaborationServiceAsyncStub
 ) -> None:
     m = await build_history(registry, collab)
 
@@ -219,7 +219,7 @@ async def test_the_full_timeline_ends_each_period_where_the_next_begins(
 
 
 async def test_history_pages_cover_the_timeline_once_and_tokens_are_bound_to_the_filter(
-    registry: Stub, collab: CollaborationServiceStub
+    registry: Stub, collab: CollaborationServiceAsyncStub
 ) -> None:
     await build_history(registry, collab)
     whole = await history(registry)
@@ -304,7 +304,7 @@ async def test_bad_history_requests(registry: Stub) -> None:
 
 
 async def test_a_deleted_version_takes_its_stage_and_deployment_history_along(
-    registry: Stub, collab: CollaborationServiceStub
+    registry: Stub, collab: CollaborationServiceAsyncStub
 ) -> None:
     await registry.CreateModel(pb.CreateModelRequest(model_id=MODEL))
     await create_version(registry, MODEL)

@@ -20,12 +20,13 @@ from integration.artifact_helpers import LocalFile, new_version, upload
 from prometheus_client import REGISTRY
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from support.auth import make_token
 from support.stores import StoreEndpoints
 
 from modelregistry.config import Settings
 from modelregistry.domain.access import Role
+from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import NotFound
 from modelregistry.domain.names import VersionRef
 from modelregistry.http.app import edge_app, surface
@@ -112,7 +113,7 @@ async def _fails(request: Request) -> Response:
 
 
 async def _missing(request: Request) -> Response:
-    raise NotFound("models/absent has no version 9", reason="VERSION_NOT_FOUND")
+    raise NotFound("models/absent has no version 9", reason=ErrorReason.VERSION_NOT_FOUND)
 
 
 async def _artifact(request: Request) -> Response:
@@ -121,7 +122,7 @@ async def _artifact(request: Request) -> Response:
     return await stream_artifact(request, services_of(request), ref, params["path"])
 
 
-TEST_ROUTES = [
+TEST_ROUTES: list[BaseRoute] = [
     Route("/whoami", _whoami),
     Route("/fails", _fails),
     Route("/missing", _missing),

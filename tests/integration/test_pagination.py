@@ -7,9 +7,9 @@ import asyncio
 import asyncpg
 import grpc
 import pytest
+from support.stubs import RegistryServiceAsyncStub
 
 from modelregistry.v1 import registry_service_pb2 as pb
-from modelregistry.v1.registry_service_pb2_grpc import RegistryServiceStub
 
 
 async def _insert_versions(dsn: str, model_id: str, count: int) -> None:
@@ -35,7 +35,7 @@ async def _insert_versions(dsn: str, model_id: str, count: int) -> None:
     [("", ""), ("metrics.accuracy desc", ""), ("create_time", "metrics.accuracy >= 0.25")],
 )
 async def test_paging_under_concurrent_inserts_returns_each_existing_version_once(
-    registry: RegistryServiceStub, migrated_database_url: str, order_by: str, filter_text: str
+    registry: RegistryServiceAsyncStub, migrated_database_url: str, order_by: str, filter_text: str
 ) -> None:
     model = await registry.CreateModel(pb.CreateModelRequest(model_id="llama"))
     await _insert_versions(migrated_database_url, "llama", 1000)
@@ -71,14 +71,14 @@ async def test_paging_under_concurrent_inserts_returns_each_existing_version_onc
     assert len(seen) == len(set(seen))
 
 
-async def _keep_inserting(registry: RegistryServiceStub, parent: str) -> None:
+async def _keep_inserting(registry: RegistryServiceAsyncStub, parent: str) -> None:
     while True:
         await registry.CreateModelVersion(pb.CreateModelVersionRequest(parent=parent))
         await asyncio.sleep(0.001)
 
 
 async def test_page_token_used_with_another_filter_is_refused(
-    registry: RegistryServiceStub,
+    registry: RegistryServiceAsyncStub,
 ) -> None:
     model = await registry.CreateModel(pb.CreateModelRequest(model_id="llama"))
     for _ in range(3):
@@ -102,7 +102,7 @@ async def test_page_token_used_with_another_filter_is_refused(
 
 
 async def test_oversized_page_size_is_coerced_to_the_maximum(
-    registry: RegistryServiceStub, migrated_database_url: str
+    registry: RegistryServiceAsyncStub, migrated_database_url: str
 ) -> None:
     await registry.CreateModel(pb.CreateModelRequest(model_id="llama"))
     await _insert_versions(migrated_database_url, "llama", 1005)
@@ -115,7 +115,9 @@ async def test_oversized_page_size_is_coerced_to_the_maximum(
     assert page.next_page_token
 
 
-async def test_listing_across_models_with_a_stage_filter(registry: RegistryServiceStub) -> None:
+async def test_listing_across_models_with_a_stage_filter(
+    registry: RegistryServiceAsyncStub,
+) -> None:
     from modelregistry.v1 import model_version_pb2
 
     for model_id in ("a", "b", "c"):

@@ -22,6 +22,11 @@ from integration import helpers
 from integration.helpers import Stub, create_version, transition
 from support.auth import make_token
 from support.server import authenticated_channel
+from support.stubs import (
+    CollaborationServiceAsyncStub,
+    PolicyServiceAsyncStub,
+    RegistryServiceAsyncStub,
+)
 
 from modelregistry.domain.access import Role
 from modelregistry.v1 import collaboration_pb2 as co
@@ -30,9 +35,6 @@ from modelregistry.v1 import model_version_pb2 as mv
 from modelregistry.v1 import policy_pb2 as pp
 from modelregistry.v1 import policy_service_pb2 as pb
 from modelregistry.v1 import registry_service_pb2 as rpb
-from modelregistry.v1.collaboration_service_pb2_grpc import CollaborationServiceStub
-from modelregistry.v1.policy_service_pb2_grpc import PolicyServiceStub
-from modelregistry.v1.registry_service_pb2_grpc import RegistryServiceStub
 
 MODEL = "gated"
 OTHER_MODEL = "other"
@@ -45,22 +47,22 @@ LT = pp.COMPARATOR_LESS
 
 
 @pytest.fixture
-def policy(channel: grpc.aio.Channel) -> PolicyServiceStub:
-    return PolicyServiceStub(channel)
+def policy(channel: grpc.aio.Channel) -> PolicyServiceAsyncStub:
+    return PolicyServiceAsyncStub(channel)
 
 
 @pytest.fixture
-def collab(channel: grpc.aio.Channel) -> CollaborationServiceStub:
-    return CollaborationServiceStub(channel)
+def collab(channel: grpc.aio.Channel) -> CollaborationServiceAsyncStub:
+    return CollaborationServiceAsyncStub(channel)
 
 
 class Caller:
     """Stubs of the three services for one principal's token."""
 
     def __init__(self, channel: grpc.aio.Channel) -> None:
-        self.registry = RegistryServiceStub(channel)
-        self.policy = PolicyServiceStub(channel)
-        self.collab = CollaborationServiceStub(channel)
+        self.registry = RegistryServiceAsyncStub(channel)
+        self.policy = PolicyServiceAsyncStub(channel)
+        self.collab = CollaborationServiceAsyncStub(channel)
 
 
 @asynccontextmanager
@@ -86,7 +88,7 @@ def rules(**fields: Any) -> pp.PromotionPolicy:
     return pp.PromotionPolicy(name=POLICY, **fields)
 
 
-async def set_policy(policy: PolicyServiceStub, **fields: Any) -> pp.PromotionPolicy:
+async def set_policy(policy: PolicyServiceAsyncStub, **fields: Any) -> pp.PromotionPolicy:
     updated: pp.PromotionPolicy = await policy.UpdatePromotionPolicy(
         pb.UpdatePromotionPolicyRequest(promotion_policy=rules(**fields))
     )
@@ -99,7 +101,7 @@ def metric(
     return pp.MetricRequirement(metric=name, comparator=comparator, threshold=threshold)
 
 
-async def approve(stub: PolicyServiceStub, parent: str = V1, comment: str = "") -> pp.Approval:
+async def approve(stub: PolicyServiceAsyncStub, parent: str = V1, comment: str = "") -> pp.Approval:
     approval: pp.Approval = await stub.CreateApproval(
         pb.CreateApprovalRequest(parent=parent, approval=pp.Approval(comment=comment))
     )
@@ -155,8 +157,8 @@ async def stage_of(registry: Stub, name: str) -> int:
 
 async def test_a_refused_promotion_lists_every_unmet_condition_until_each_is_met(
     registry: Stub,
-    policy: PolicyServiceStub,
-    collab: CollaborationServiceStub,
+    policy: PolicyServiceAsyncStub,
+    collab: CollaborationServiceAsyncStub,
     registry_target: str,
     migrated_database_url: str,
 ) -> None:
@@ -219,7 +221,7 @@ async def test_a_refused_promotion_lists_every_unmet_condition_until_each_is_met
 
 
 async def test_an_approval_counts_only_for_its_version(
-    registry: Stub, policy: PolicyServiceStub
+    registry: Stub, policy: PolicyServiceAsyncStub
 ) -> None:
     await seed(registry)
     await set_policy(policy, required_approvals=1)
@@ -231,7 +233,7 @@ async def test_an_approval_counts_only_for_its_version(
 
 
 async def test_allow_open_flags_lets_a_flagged_version_through(
-    registry: Stub, policy: PolicyServiceStub, collab: CollaborationServiceStub
+    registry: Stub, policy: PolicyServiceAsyncStub, collab: CollaborationServiceAsyncStub
 ) -> None:
     await seed(registry)
     await collab.CreateFlag(
@@ -250,7 +252,7 @@ async def test_allow_open_flags_lets_a_flagged_version_through(
 
 async def test_concurrent_approvals_by_one_approver_record_one(
     registry: Stub,
-    policy: PolicyServiceStub,
+    policy: PolicyServiceAsyncStub,
     registry_target: str,
     migrated_database_url: str,
 ) -> None:
@@ -274,7 +276,7 @@ async def test_concurrent_approvals_by_one_approver_record_one(
 
 async def test_an_approval_is_named_by_number_audited_once_and_listed_oldest_first(
     registry: Stub,
-    policy: PolicyServiceStub,
+    policy: PolicyServiceAsyncStub,
     registry_target: str,
     migrated_database_url: str,
 ) -> None:
@@ -328,7 +330,7 @@ async def test_only_approvers_on_the_model_approve(
     role: Role,
     model: str | None,
     registry: Stub,
-    policy: PolicyServiceStub,
+    policy: PolicyServiceAsyncStub,
     registry_target: str,
     migrated_database_url: str,
 ) -> None:
@@ -345,7 +347,7 @@ async def test_only_approvers_on_the_model_approve(
     assert granted.approver == "dave"
 
 
-async def test_approval_errors(registry: Stub, policy: PolicyServiceStub) -> None:
+async def test_approval_errors(registry: Stub, policy: PolicyServiceAsyncStub) -> None:
     await seed(registry)
     cases: list[tuple[Any, grpc.StatusCode]] = [
         (approve(policy, f"models/{MODEL}/versions/9"), grpc.StatusCode.NOT_FOUND),
@@ -368,8 +370,8 @@ async def test_approval_errors(registry: Stub, policy: PolicyServiceStub) -> Non
 
 async def test_protected_aliases_need_an_approver_and_a_version_meeting_the_policy(
     registry: Stub,
-    policy: PolicyServiceStub,
-    collab: CollaborationServiceStub,
+    policy: PolicyServiceAsyncStub,
+    collab: CollaborationServiceAsyncStub,
     registry_target: str,
     migrated_database_url: str,
 ) -> None:
@@ -437,7 +439,7 @@ async def test_protected_aliases_need_an_approver_and_a_version_meeting_the_poli
 
 
 async def test_a_model_without_a_policy_has_the_default(
-    registry: Stub, policy: PolicyServiceStub
+    registry: Stub, policy: PolicyServiceAsyncStub
 ) -> None:
     await seed(registry)
     got = await policy.GetPromotionPolicy(pb.GetPromotionPolicyRequest(name=POLICY))
@@ -459,7 +461,7 @@ async def test_a_model_without_a_policy_has_the_default(
 
 
 async def test_updating_a_policy_replaces_it_audits_and_honours_the_etag(
-    registry: Stub, policy: PolicyServiceStub, migrated_database_url: str
+    registry: Stub, policy: PolicyServiceAsyncStub, migrated_database_url: str
 ) -> None:
     await seed(registry)
     default = await policy.GetPromotionPolicy(pb.GetPromotionPolicyRequest(name=POLICY))
@@ -522,7 +524,7 @@ async def test_updating_a_policy_replaces_it_audits_and_honours_the_etag(
 
 
 async def test_bad_policies_are_refused_field_by_field_and_change_nothing(
-    registry: Stub, policy: PolicyServiceStub, migrated_database_url: str
+    registry: Stub, policy: PolicyServiceAsyncStub, migrated_database_url: str
 ) -> None:
     await seed(registry)
     before = await snapshot(migrated_database_url)
@@ -602,7 +604,7 @@ async def test_only_admins_on_the_model_change_its_policy(
 
 
 async def test_deleting_the_model_takes_its_policy_and_approvals(
-    registry: Stub, policy: PolicyServiceStub, migrated_database_url: str
+    registry: Stub, policy: PolicyServiceAsyncStub, migrated_database_url: str
 ) -> None:
     await seed(registry)
     await set_policy(policy, required_approvals=1)

@@ -8,8 +8,9 @@ import os
 import sys
 from pathlib import Path
 
+from support.stubs import RegistryServiceAsyncStub
+
 from modelregistry.v1 import registry_service_pb2 as pb
-from modelregistry.v1.registry_service_pb2_grpc import RegistryServiceStub
 
 BUF = str(Path(sys.executable).with_name("buf"))
 
@@ -28,7 +29,7 @@ async def _buf_curl(target: str, method: str, body: dict[str, object]) -> tuple[
 
 
 async def test_buf_curl_over_reflection(
-    registry: RegistryServiceStub, registry_target: str
+    registry: RegistryServiceAsyncStub, registry_target: str
 ) -> None:
     await registry.CreateModel(pb.CreateModelRequest(model_id="reflected"))
     version = await registry.CreateModelVersion(

@@ -184,15 +184,16 @@ async def tls_server(
     ready: asyncio.Future[Endpoints] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
     task = asyncio.create_task(serve(settings, on_ready=ready.set_result, stop=stop))
-    done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    starting: set[asyncio.Future[None] | asyncio.Future[Endpoints]] = {task, ready}
+    done, _ = await asyncio.wait(starting, return_when=asyncio.FIRST_COMPLETED)
     if task in done:
         task.result()
     try:
         yield ready.result().grpc
     finally:
         stop.set()
-        done, _ = await asyncio.wait({task}, timeout=SHUTDOWN_WAIT_S)
-        if not done:
+        stopped, _ = await asyncio.wait({task}, timeout=SHUTDOWN_WAIT_S)
+        if not stopped:
             task.cancel()
             await asyncio.wait({task}, timeout=SHUTDOWN_WAIT_S)
 
@@ -491,9 +492,10 @@ async def test_probes_reach_health_on_a_plaintext_port_that_serves_nothing_else(
         grpc.aio.insecure_channel(health_address) as channel,
     ):  # fmt: skip
         health = health_pb2_grpc.HealthStub(channel)
-        status = health_pb2.HealthCheckResponse.UNKNOWN
+        status: int = health_pb2.HealthCheckResponse.UNKNOWN
         for _ in range(50):  # SERVING once the store monitor's first check answers
-            status = (await health.Check(health_pb2.HealthCheckRequest(), timeout=5)).status
+            # types-grpcio-health-checking's HealthStub leaves out Check and Watch.
+            status = (await health.Check(health_pb2.HealthCheckRequest(), timeout=5)).status  # type: ignore[attr-defined]
             if status == health_pb2.HealthCheckResponse.SERVING:
                 break
             await asyncio.sleep(0.1)

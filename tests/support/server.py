@@ -11,9 +11,9 @@ import pytest
 
 from modelregistry.config import Endpoints, Settings
 from modelregistry.server import GRPC_OPTIONS, serve
-from modelregistry.v1 import registry_service_pb2_grpc
 from support.auth import bearer_interceptors, make_token
 from support.stores import StoreEndpoints
+from support.stubs import RegistryServiceAsyncStub
 
 SHUTDOWN_WAIT_S = 20.0
 
@@ -60,7 +60,8 @@ async def running_endpoints(
     ready: asyncio.Future[Endpoints] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
     task = asyncio.create_task(serve(settings, on_ready=ready.set_result, stop=stop))
-    done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    starting: set[asyncio.Future[None] | asyncio.Future[Endpoints]] = {task, ready}
+    done, _ = await asyncio.wait(starting, return_when=asyncio.FIRST_COMPLETED)
     if task in done:
         task.result()  # startup failed: raise its error here
     try:
@@ -69,8 +70,8 @@ async def running_endpoints(
         stop.set()
         # A shutdown that hangs (seen about once in a thousand tests, not yet explained) must
         # not stall the suite until pytest-timeout and drop the database under a live server.
-        done, _ = await asyncio.wait({task}, timeout=SHUTDOWN_WAIT_S)
-        if not done:
+        stopped, _ = await asyncio.wait({task}, timeout=SHUTDOWN_WAIT_S)
+        if not stopped:
             task.cancel()
             await asyncio.wait({task}, timeout=SHUTDOWN_WAIT_S)
         if task.done() and not task.cancelled() and task.exception() is not None:
@@ -122,5 +123,5 @@ async def channel(registry_target: str, admin_token: str) -> AsyncIterator[grpc.
 
 
 @pytest.fixture
-def registry(channel: grpc.aio.Channel) -> registry_service_pb2_grpc.RegistryServiceStub:
-    return registry_service_pb2_grpc.RegistryServiceStub(channel)
+def registry(channel: grpc.aio.Channel) -> RegistryServiceAsyncStub:
+    return RegistryServiceAsyncStub(channel)

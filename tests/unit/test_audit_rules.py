@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import typer
+from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import given
 from hypothesis import strategies as st
@@ -135,8 +136,9 @@ def test_events_convert_with_struct_summaries() -> None:
     assert proto.sequence == 7
     assert proto.event_time.ToDatetime(tzinfo=UTC) == event.time
     assert not proto.HasField("before")
-    assert proto.after["labels"]["team"] == "ml"
-    assert list(proto.after["archived"]) == ["models/a/versions/1"]
+    after = json_format.MessageToDict(proto.after)
+    assert after["labels"]["team"] == "ml"
+    assert after["archived"] == ["models/a/versions/1"]
 
 
 # --- the CLI's pure parts ---------------------------------------------------------------------

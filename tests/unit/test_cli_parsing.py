@@ -174,7 +174,7 @@ def test_compare_takes_a_model_and_versions_or_full_references() -> None:
 # --- errors ----------------------------------------------------------------------------------
 
 
-class FakeRpcError(grpc.RpcError, grpc.Call):  # type: ignore[misc]
+class FakeRpcError(grpc.RpcError, grpc.Call):
     """What a sync stub raises: an RpcError that is also a Call."""
 
     def __init__(
@@ -191,7 +191,8 @@ class FakeRpcError(grpc.RpcError, grpc.Call):  # type: ignore[misc]
     def details(self) -> str:
         return self._details
 
-    def trailing_metadata(self) -> tuple[tuple[str, bytes], ...]:
+    # The stubs of RpcError and Call disagree here; grpc gives (key, value) pairs.
+    def trailing_metadata(self) -> tuple[tuple[str, bytes], ...]:  # type: ignore[override]
         return self._trailers
 
     def initial_metadata(self) -> tuple[()]:
@@ -200,7 +201,8 @@ class FakeRpcError(grpc.RpcError, grpc.Call):  # type: ignore[misc]
     def is_active(self) -> bool:
         return False
 
-    def time_remaining(self) -> None:
+    # None when no deadline was set (grpc's docs); the stub says float only.
+    def time_remaining(self) -> None:  # type: ignore[override]
         return None
 
     def cancel(self) -> bool:

@@ -37,12 +37,12 @@ async def _anyone(token: str | None) -> Access:
     return Access(principal="tester", role=Role.ADMIN)
 
 
-async def _fail(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+async def _fail(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
     raise _FAILURES[request.decode()]
 
 
 @pytest.fixture
-async def stub() -> AsyncIterator[grpc.aio.UnaryUnaryMultiCallable]:
+async def stub() -> AsyncIterator[grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]]:
     server = grpc.aio.server(interceptors=[EdgeInterceptor(_anyone)])
     handler = grpc.method_handlers_generic_handler(
         "test.Svc", {"Fail": grpc.unary_unary_rpc_method_handler(_fail)}
@@ -55,14 +55,17 @@ async def stub() -> AsyncIterator[grpc.aio.UnaryUnaryMultiCallable]:
     await server.stop(None)
 
 
-async def _call(stub: grpc.aio.UnaryUnaryMultiCallable, which: str) -> grpc.aio.AioRpcError:
+async def _call(
+    stub: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes], which: str
+) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub(which.encode(), metadata=[("x-request-id", "rid-7")])
     return caught.value
 
 
 def _details(error: grpc.aio.AioRpcError) -> list[object]:
-    status = rpc_status.from_call(error)
+    # AioRpcError has the methods from_call reads but not the grpc.Call base its stub names.
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
     assert status is not None
     unpacked: list[object] = []
     for any_detail in status.details:
@@ -79,7 +82,7 @@ def _details(error: grpc.aio.AioRpcError) -> list[object]:
 
 
 async def test_a_bug_is_internal_with_a_request_id_and_no_internals(
-    stub: grpc.aio.UnaryUnaryMultiCallable,
+    stub: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes],
 ) -> None:
     error = await _call(stub, "bug")
     assert error.code() == grpc.StatusCode.INTERNAL
@@ -99,7 +102,7 @@ async def test_a_bug_is_internal_with_a_request_id_and_no_internals(
     ],
 )
 async def test_domain_errors_keep_code_message_and_details(
-    stub: grpc.aio.UnaryUnaryMultiCallable,
+    stub: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes],
     which: str,
     code: grpc.StatusCode,
     detail_type: type | None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from typing import Any
 
 import grpc
@@ -27,13 +27,13 @@ async def _tester(token: str | None) -> Access:
     return Access(principal="tester", role=Role.ADMIN)
 
 
-async def _step(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+async def _step(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
     _log_as_the_service_layer(request.decode())
     return b"ok"
 
 
 @pytest.fixture
-def logged() -> Iterator[list[dict[str, Any]]]:
+def logged() -> Iterator[list[MutableMapping[str, Any]]]:
     """The event dicts of every line logged, after the server's own processors but the last
     (the renderer), so they are seen as the server writes them."""
     configure_logging(fmt="json")
@@ -46,7 +46,7 @@ def logged() -> Iterator[list[dict[str, Any]]]:
 
 
 @pytest.fixture
-async def stub() -> AsyncIterator[grpc.aio.UnaryUnaryMultiCallable]:
+async def stub() -> AsyncIterator[grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]]:
     server = grpc.aio.server(interceptors=[EdgeInterceptor(_tester)])
     handler = grpc.method_handlers_generic_handler(
         "test.Svc", {"Step": grpc.unary_unary_rpc_method_handler(_step)}
@@ -60,7 +60,7 @@ async def stub() -> AsyncIterator[grpc.aio.UnaryUnaryMultiCallable]:
 
 
 async def test_a_line_logged_below_the_edge_carries_the_calls_request_id_method_and_principal(
-    stub: grpc.aio.UnaryUnaryMultiCallable, logged: list[dict[str, Any]]
+    stub: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes], logged: list[MutableMapping[str, Any]]
 ) -> None:
     await stub(b"first", metadata=[("x-request-id", "rid-first")])
     await stub(b"second", metadata=[("x-request-id", "rid-second")])
@@ -74,7 +74,7 @@ async def test_a_line_logged_below_the_edge_carries_the_calls_request_id_method_
 
 
 async def test_a_line_logged_outside_any_call_carries_no_calls_request_id(
-    stub: grpc.aio.UnaryUnaryMultiCallable, logged: list[dict[str, Any]]
+    stub: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes], logged: list[MutableMapping[str, Any]]
 ) -> None:
     await stub(b"inside", metadata=[("x-request-id", "rid-inside")])
     _log_as_the_service_layer("outside")

@@ -20,8 +20,15 @@ DSN = "postgresql://modelreg@127.0.0.1:1/modelregistry"
 SECRET = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7"  # what key bytes look like
 
 
-def settings(**tls: str) -> Settings:
-    return Settings(database_url=DSN, **tls)
+def settings(
+    tls_cert_file: str = "", tls_key_file: str = "", tls_client_ca_file: str = ""
+) -> Settings:
+    return Settings(
+        database_url=DSN,
+        tls_cert_file=tls_cert_file,
+        tls_key_file=tls_key_file,
+        tls_client_ca_file=tls_client_ca_file,
+    )
 
 
 @pytest.fixture

@@ -183,7 +183,7 @@ class _Session:
     result: artifact_pb2.Artifact | None = None
 
 
-class FakeArtifacts(artifact_service_pb2_grpc.ArtifactServiceServicer):  # type: ignore[misc]
+class FakeArtifacts(artifact_service_pb2_grpc.ArtifactServiceServicer):
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.sessions: dict[str, _Session] = {}
@@ -311,7 +311,9 @@ def _wrong_offset(committed: int) -> Any:
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeArtifacts, grpc.Channel]]:
     monkeypatch.setattr(transfer, "backoff_delay", lambda attempt, **_: 0.01)  # fast retries
-    servicer = FakeArtifacts()
+    # The generated base answers UNIMPLEMENTED for the methods the fake leaves out; the
+    # mypy-protobuf stubs declare them abstract.
+    servicer = FakeArtifacts()  # type: ignore[abstract]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=client.CHANNEL_OPTIONS)
     artifact_service_pb2_grpc.add_ArtifactServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
