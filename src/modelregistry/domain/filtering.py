@@ -202,6 +202,8 @@ def parse_filter(text: str, fields: Mapping[str, FieldSpec]) -> Expr | None:
     """Parse and validate ``text`` against ``fields``; None for an empty filter."""
     if len(text) > MAX_FILTER_LENGTH:
         raise _error(f"is {len(text)} characters long; at most {MAX_FILTER_LENGTH} are allowed")
+    if "\x00" in text:  # PostgreSQL text cannot hold U+0000, in a value or a map key
+        raise _error(f"has a NUL (U+0000) character at column {text.index(chr(0)) + 1}")
     tokens = _tokenize(text)
     if len(tokens) == 1:  # only END
         return None

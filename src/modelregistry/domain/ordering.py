@@ -73,6 +73,8 @@ def parse_order_by(text: str, allowed: OrderCatalogue) -> list[OrderKey]:
     """Parse ``text`` into sort keys; the catalogue's default for an empty string."""
     if len(text) > MAX_ORDER_BY_LENGTH:
         raise _error(f"is {len(text)} characters long; at most {MAX_ORDER_BY_LENGTH} are allowed")
+    if "\x00" in text:  # PostgreSQL text cannot hold U+0000 (a metrics key reaches SQL)
+        raise _error(f"has a NUL (U+0000) character at column {text.index(chr(0)) + 1}")
     if not text.strip():
         return list(allowed.default)
     keys: list[OrderKey] = []
