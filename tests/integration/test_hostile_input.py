@@ -202,7 +202,8 @@ async def test_malformed_request_bytes_are_invalid_argument_without_class_names(
     error = await refusal(unary(payload))
     assert error.code == INVALID, error.message
     assert "GetModelRequest" in error.message
-    assert "DecodeError" not in error.message and "<class" not in error.message
+    assert "DecodeError" not in error.message
+    assert "<class" not in error.message
 
     write = channel.stream_unary("/modelregistry.v1.ArtifactService/Write")
     error = await refusal(write(iter([payload])))
@@ -341,7 +342,8 @@ async def test_creates_without_content_are_optional_in_the_contract_and_accepted
     assert (model.description, model.owner, dict(model.labels)) == ("", "", {})
     version = await registry.CreateModelVersion(pb.CreateModelVersionRequest(parent=model.name))
     assert version.name == "models/bare/versions/1"
-    assert version.description == "" and not version.metrics
+    assert version.description == ""
+    assert not version.metrics
 
 
 # -- 13. a garbage page token is named as such ----------------------------------------------------
