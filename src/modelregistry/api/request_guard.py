@@ -23,6 +23,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from modelregistry.domain.errors import InvalidArgument
+from modelregistry.domain.validation import entry_path
 
 NUL = "\x00"
 _MALFORMED_REASON = "MALFORMED_REQUEST"
@@ -97,7 +98,7 @@ def _nul_in_message_field(field: FieldDescriptor, value: Any, path: str) -> str 
         for key, item in value.items():
             if isinstance(key, str) and NUL in key:
                 return path  # the key itself is bad: naming it would echo the NUL
-            where = f"{path}[{key!r}]"
+            where = entry_path(path, str(key))
             if value_field.type == FieldDescriptor.TYPE_STRING and NUL in item:
                 return where
             if value_field.type == FieldDescriptor.TYPE_MESSAGE:
