@@ -15,7 +15,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     path, summary = report
     terminalreporter.write_sep("-", "descriptor-driven fuzz")
     terminalreporter.write_line(
-        f"{summary['calls']} calls over {summary['methods']} methods; statuses: "
-        + ", ".join(f"{code} {count}" for code, count in summary["statuses"].items())
+        f"{summary['calls']} calls over {summary['methods']} methods in {summary['seconds']} s; "
+        "statuses: " + ", ".join(f"{code} {count}" for code, count in summary["statuses"].items())
     )
     terminalreporter.write_line(f"per method: {path}")

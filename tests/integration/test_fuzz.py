@@ -22,6 +22,8 @@ import base64
 import contextlib
 import json
 import math
+import re
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ from typing import Any
 import asyncpg
 import grpc
 import pytest
+from google.api import field_behavior_pb2, resource_pb2
 from google.protobuf import message_factory
 from google.protobuf.descriptor import (
     Descriptor,
@@ -50,12 +53,12 @@ from support.stores import StoreEndpoints, unique_name
 from modelregistry.server import SERVICE_DESCRIPTORS
 from modelregistry.v1 import registry_service_pb2 as pb
 
-EXAMPLES_PER_METHOD = 30
+EXAMPLES_PER_METHOD = 25
 MAX_TRAILER_BYTES = 4096
 UNARY_TIMEOUT_S = 15.0
 # A server stream that sends nothing for this long is taken to be waiting for new data
 # (WatchEvents follows the log): the client cancels it, which is not a failure.
-STREAM_IDLE_S = 0.5
+STREAM_IDLE_S = 0.25
 MAX_STREAM_MESSAGES = 50
 FORBIDDEN = (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN)
 OPEN_STREAM = "OK_STREAM_STILL_OPEN"
@@ -154,13 +157,104 @@ field_mask_paths = st.lists(
 INVALID_UTF8 = [b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"a\x80b", b"\xe2\x82"]
 
 MAX_DEPTH = 3
+MOSTLY_PLAUSIBLE = 1  # hostile values per ten
 
 
 def message_class(descriptor: Descriptor) -> type[Message]:
     return message_factory.GetMessageClass(descriptor)
 
 
-def scalars(field_descriptor: FieldDescriptor) -> st.SearchStrategy[Any]:
+# Half of all values are plausible ones, so that requests often get past the first check and
+# one hostile value meets the code behind it.
+PLAUSIBLE_BY_FIELD_NAME = {
+    "name": [MODEL, helpers.PRODUCTION, helpers.DEVELOPMENT, f"{helpers.DEVELOPMENT}/artifacts/w"],
+    "parent": [MODEL, "models/-", helpers.PRODUCTION, f"{MODEL}/versions/-", helpers.DEVELOPMENT],
+    "model": [MODEL],
+    "version": [helpers.PRODUCTION],
+    "names": [helpers.PRODUCTION, helpers.STAGING],
+    "filter": ["", 'name = "alpha"', "metrics.accuracy > 0.5"],
+    "order_by": ["", "create_time desc"],
+    "page_token": [""],
+    "principal": ["fuzz-user"],
+    "alias": ["best"],
+    "path": ["weights.bin"],
+    "model_id": ["fuzzed"],
+    "sha256": ["", "0" * 64],
+    "environment": ["prod"],
+}
+
+
+def scalar(draw: st.DrawFn, field_descriptor: FieldDescriptor, hostility: int) -> Any:
+    """A value for the field: hostile with probability hostility / 10, else plausible."""
+    hostile = draw(st.integers(0, 9)) < hostility
+    strategy = hostile_scalars if hostile else plausible_scalars
+    return draw(strategy(field_descriptor))
+
+
+# Resource names from the contract's own annotations: a field's resource_reference, or the
+# pattern of the resource a `name` field names, with the seeded world's ids filled in.
+SEEDED_IDS = {"model": helpers.MODEL, "version": "1", "artifact": "weights.bin",
+              "token": "00000000-0000-0000-0000-000000000000"}  # fmt: skip
+
+
+def _resource_patterns() -> dict[str, list[str]]:
+    patterns: dict[str, list[str]] = {}
+    seen: set[str] = set()
+
+    def visit(descriptor: Descriptor) -> None:
+        if descriptor.full_name in seen:
+            return
+        seen.add(descriptor.full_name)
+        resource = descriptor.GetOptions().Extensions[resource_pb2.resource]
+        if resource.type:
+            patterns[resource.type] = list(resource.pattern)
+        for fd in descriptor.fields:
+            if fd.message_type is not None:
+                visit(fd.message_type)
+
+    for service in SERVICE_DESCRIPTORS:
+        for method in service.methods:
+            visit(method.input_type)
+            visit(method.output_type)
+    return patterns
+
+
+RESOURCE_PATTERNS = _resource_patterns()
+
+
+def _filled(pattern: str) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: SEEDED_IDS.get(m.group(1), "1"), pattern)
+
+
+def plausible_names(fd: FieldDescriptor) -> list[str]:
+    reference = fd.GetOptions().Extensions[resource_pb2.resource_reference]
+    patterns = list(RESOURCE_PATTERNS.get(reference.type, []))
+    patterns += [p.rsplit("/", 2)[0] for p in RESOURCE_PATTERNS.get(reference.child_type, [])]
+    if fd.name == "name" and fd.containing_type is not None:
+        resource = fd.containing_type.GetOptions().Extensions[resource_pb2.resource]
+        patterns += list(resource.pattern)
+    return [_filled(pattern) for pattern in patterns]
+
+
+def plausible_scalars(field_descriptor: FieldDescriptor) -> st.SearchStrategy[Any]:
+    kind = field_descriptor.type
+    if kind == FieldDescriptor.TYPE_STRING:
+        pool = plausible_names(field_descriptor) + PLAUSIBLE_BY_FIELD_NAME.get(
+            field_descriptor.name, ["", "x", "team", "a note"]
+        )
+        return st.sampled_from(pool)
+    if kind == FieldDescriptor.TYPE_BYTES:
+        return st.just(b"abc")
+    if kind == FieldDescriptor.TYPE_BOOL:
+        return st.booleans()
+    if kind in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
+        return st.just(0.5)
+    if kind == FieldDescriptor.TYPE_ENUM:
+        return st.sampled_from([value.number for value in field_descriptor.enum_type.values])
+    return st.sampled_from([0, 1, 2, 10])
+
+
+def hostile_scalars(field_descriptor: FieldDescriptor) -> st.SearchStrategy[Any]:
     kind = field_descriptor.type
     if kind == FieldDescriptor.TYPE_STRING:
         return strings_for(field_descriptor)
@@ -180,12 +274,20 @@ def scalars(field_descriptor: FieldDescriptor) -> st.SearchStrategy[Any]:
 
 
 @st.composite
-def messages(draw: st.DrawFn, descriptor: Descriptor, depth: int = 0) -> Message:
-    """A message of `descriptor`'s type with a random subset of its fields set to hostile values."""
+def messages(
+    draw: st.DrawFn, descriptor: Descriptor, depth: int = 0, hostility: int | None = None
+) -> Message:
+    """A message of `descriptor`'s type with a random subset of its fields set. Each message
+    is either mostly plausible (one value in ten hostile, so that the hostile one meets the
+    code behind the first checks) or half hostile."""
+    if hostility is None:
+        hostility = draw(st.sampled_from([MOSTLY_PLAUSIBLE, 5]))
     message = message_class(descriptor)()
     if descriptor.full_name == "google.protobuf.Timestamp":
-        message.seconds = draw(timestamp_seconds)  # type: ignore[attr-defined]
-        message.nanos = draw(timestamp_nanos)  # type: ignore[attr-defined]
+        plausible = draw(st.integers(0, 9)) >= hostility
+        seconds = 1_800_000_000 if plausible else draw(timestamp_seconds)
+        message.seconds = seconds  # type: ignore[attr-defined]
+        message.nanos = 0 if plausible else draw(timestamp_nanos)  # type: ignore[attr-defined]
         return message
     if descriptor.full_name == "google.protobuf.FieldMask":
         message.paths.extend(draw(field_mask_paths))  # type: ignore[attr-defined]
@@ -195,36 +297,47 @@ def messages(draw: st.DrawFn, descriptor: Descriptor, depth: int = 0) -> Message
     chosen = draw(
         st.lists(st.sampled_from(list(descriptor.fields)), unique_by=lambda f: f.number, max_size=6)
     )
+    if hostility == MOSTLY_PLAUSIBLE:  # with what the contract requires, to get further
+        chosen += [fd for fd in descriptor.fields if _required(fd) and fd not in chosen]
     for field_descriptor in chosen:
-        _set_field(draw, message, field_descriptor, depth)
+        _set_field(draw, message, field_descriptor, depth, hostility)
     return message
 
 
-def _set_field(draw: st.DrawFn, message: Message, fd: FieldDescriptor, depth: int) -> None:
+def _required(fd: FieldDescriptor) -> bool:
+    behaviors = fd.GetOptions().Extensions[field_behavior_pb2.field_behavior]
+    return field_behavior_pb2.REQUIRED in behaviors
+
+
+def _set_field(
+    draw: st.DrawFn, message: Message, fd: FieldDescriptor, depth: int, hostility: int
+) -> None:
     target = getattr(message, fd.name)
     if fd.type == FieldDescriptor.TYPE_MESSAGE and fd.message_type.GetOptions().map_entry:
         key_fd, value_fd = (
             fd.message_type.fields_by_name["key"],
             fd.message_type.fields_by_name["value"],
         )
-        for key in draw(st.lists(scalars(key_fd), max_size=3)):
+        for _ in range(draw(st.integers(0, 3))):
+            key = scalar(draw, key_fd, hostility)
             if value_fd.type == FieldDescriptor.TYPE_MESSAGE:
-                target[key].CopyFrom(draw(messages(value_fd.message_type, depth + 1)))
+                target[key].CopyFrom(draw(messages(value_fd.message_type, depth + 1, hostility)))
             else:
-                target[key] = draw(scalars(value_fd))
+                target[key] = scalar(draw, value_fd, hostility)
         return
-    if fd.is_repeated:
+    count = draw(st.integers(0, 3)) if fd.is_repeated else 1
+    for _ in range(count):
         if fd.type == FieldDescriptor.TYPE_MESSAGE:
-            for item in draw(st.lists(messages(fd.message_type, depth + 1), max_size=3)):
+            item = draw(messages(fd.message_type, depth + 1, hostility))
+            if fd.is_repeated:
                 target.add().CopyFrom(item)
+            else:
+                target.CopyFrom(item)
+                target.SetInParent()
+        elif fd.is_repeated:
+            target.append(scalar(draw, fd, hostility))
         else:
-            target.extend(draw(st.lists(scalars(fd), max_size=3)))
-        return
-    if fd.type == FieldDescriptor.TYPE_MESSAGE:
-        target.CopyFrom(draw(messages(fd.message_type, depth + 1)))
-        target.SetInParent()
-        return
-    setattr(message, fd.name, draw(scalars(fd)))
+            setattr(message, fd.name, scalar(draw, fd, hostility))
 
 
 def _string_field_numbers(descriptor: Descriptor) -> list[int]:
@@ -281,6 +394,7 @@ def request_payloads(method: MethodDescriptor) -> st.SearchStrategy[list[bytes]]
 @dataclass
 class FuzzReport:
     calls: int = 0
+    started: float = field(default_factory=time.monotonic)
     statuses: Counter[str] = field(default_factory=Counter)
     by_method: dict[str, Counter[str]] = field(default_factory=dict)
 
@@ -292,6 +406,7 @@ class FuzzReport:
     def as_json(self) -> dict[str, Any]:
         return {
             "calls": self.calls,
+            "seconds": round(time.monotonic() - self.started, 1),
             "statuses": dict(self.statuses.most_common()),
             "methods": len(self.by_method),
             "by_method": {m: dict(c.most_common()) for m, c in sorted(self.by_method.items())},
@@ -312,7 +427,6 @@ async def fuzz_target(
     pytestconfig: pytest.Config,
 ) -> AsyncIterator[Target]:
     """A server on a seeded database of its own, an admin channel, and the report."""
-    report = FuzzReport()
     async with contextlib.AsyncExitStack() as stack:
         dsn = await stack.enter_async_context(helpers.fresh_database(store_endpoints))
         bucket = unique_name("fuzz", separator="-")
@@ -323,10 +437,12 @@ async def fuzz_target(
         await helpers.seed_world(helpers.Stub(channel))
         conn = await asyncpg.connect(dsn)
         stack.push_async_callback(conn.close)
+        report = FuzzReport()  # its clock runs from the end of the setup to the last call
         yield Target(channel, conn, report)
+        summary = report.as_json()
     path = tmp_path_factory.getbasetemp() / "fuzz-report.json"
-    path.write_text(json.dumps(report.as_json(), indent=2))
-    pytestconfig.stash[FUZZ_REPORT] = (str(path), report.as_json())
+    path.write_text(json.dumps(summary, indent=2))
+    pytestconfig.stash[FUZZ_REPORT] = (str(path), summary)
 
 
 @dataclass
