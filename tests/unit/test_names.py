@@ -89,3 +89,14 @@ def test_malformed_version_names(name: str) -> None:
 def test_bad_aliases(alias: str) -> None:
     with pytest.raises(InvalidArgument):
         validate_alias(alias, "alias")
+
+
+@pytest.mark.parametrize("length", [200, 20_000])
+def test_a_long_rejected_name_is_echoed_by_its_start(length: int) -> None:
+    name = "models/" + "x" * length + "/"
+    with pytest.raises(InvalidArgument) as caught:
+        parse_model_name(name, "name")
+    message = caught.value.message
+    assert "'models/xxxx" in message
+    assert f"({len(name):,} characters)" in message
+    assert len(message) < 200

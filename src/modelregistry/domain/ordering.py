@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from modelregistry.domain.errors import InvalidArgument
+from modelregistry.domain.errors import InvalidArgument, excerpt
 from modelregistry.domain.filtering import FieldKind
 
 MAX_ORDER_BY_LENGTH = 1024
@@ -95,7 +95,7 @@ def _parse_item(item: str, position: int, allowed: OrderCatalogue) -> OrderKey:
     if match is None:
         shown = item.strip()
         raise _error(
-            f"item {position} ({shown!r}) is not a field optionally followed by desc"
+            f"item {position} ({excerpt(shown)}) is not a field optionally followed by desc"
             if shown
             else f"item {position} is empty; separate fields with a single comma"
         )
@@ -103,7 +103,7 @@ def _parse_item(item: str, position: int, allowed: OrderCatalogue) -> OrderKey:
     descending = False
     if direction is not None:
         if direction.lower() not in ("asc", "desc"):
-            raise _error(f"unknown direction {direction!r} after {path}; use desc or asc")
+            raise _error(f"unknown direction {excerpt(direction)} after {path}; use desc or asc")
         descending = direction.lower() == "desc"
     name, dot, map_key = path.partition(".")
     kind = allowed.fields.get(name)
@@ -112,13 +112,13 @@ def _parse_item(item: str, position: int, allowed: OrderCatalogue) -> OrderKey:
             f"{field}.<key>" if k is FieldKind.NUMBER_MAP else field
             for field, k in allowed.fields.items()
         )
-        raise _error(f"cannot order by {path!r}; the fields you can order by are {known}")
+        raise _error(f"cannot order by {excerpt(path)}; the fields you can order by are {known}")
     if kind.is_map:
         if not map_key:
             raise _error(f"{name} is a map: name a key, as in {name}.<key>")
         return OrderKey(name, map_key, descending, kind)
     if dot:
-        raise _error(f"field {name} has no subfields ({path!r})")
+        raise _error(f"field {name} has no subfields ({excerpt(path)})")
     return OrderKey(name, None, descending, kind)
 
 

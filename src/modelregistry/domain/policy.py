@@ -11,7 +11,12 @@ from datetime import datetime
 from enum import StrEnum
 
 from modelregistry.domain.collaboration import Flag, child_name
-from modelregistry.domain.errors import FailedPrecondition, InvalidArgument, PreconditionViolation
+from modelregistry.domain.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    PreconditionViolation,
+    excerpt,
+)
 from modelregistry.domain.models import make_etag
 from modelregistry.domain.names import model_name, parse_model_name, validate_alias
 from modelregistry.domain.validation import MAP_KEY_PATTERN, Violations
@@ -119,7 +124,8 @@ def parse_policy_name(name: str, field_path: str) -> str:
     parent, _, segment = name.rpartition("/")
     if segment != POLICY_SEGMENT:
         raise InvalidArgument.for_field(
-            field_path, f"{name!r} is not a policy name: expected models/{{model}}/{POLICY_SEGMENT}"
+            field_path,
+            f"{excerpt(name)} is not a policy name: expected models/{{model}}/{POLICY_SEGMENT}",
         )
     return parse_model_name(parent, field_path)
 
@@ -182,7 +188,7 @@ def _check_aliases(aliases: Sequence[str], path: str, out: Violations) -> None:
             out.items.extend(exc.violations)
             continue
         if alias in seen:
-            out.add(where, f"{alias!r} is listed twice")
+            out.add(where, f"{excerpt(alias)} is listed twice")
         seen.add(alias)
 
 
