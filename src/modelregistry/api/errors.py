@@ -23,7 +23,7 @@ _MAX_FIELD_BYTES = 160
 _MAX_DESCRIPTION_BYTES = 240
 _MAX_METADATA_BYTES = 160
 _MAX_METADATA_ENTRIES = 8
-_MAX_VIOLATIONS = 5
+_MAX_VIOLATIONS = 50
 _ELLIPSIS = "…"
 
 _CODES: dict[type[de.RegistryError], grpc.StatusCode] = {
@@ -63,36 +63,28 @@ def to_grpc_status(error: de.RegistryError, request_id: str) -> grpc.Status:
         domain=ERROR_DOMAIN,
         metadata={**metadata, "request_id": request_id},
     )
-    violations: list[object] = []
-    if isinstance(error, de.InvalidArgument) and error.violations:
-        violations.append(
-            error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(
-                        field=clip(v.field, _MAX_FIELD_BYTES),
-                        description=clip(v.description, _MAX_DESCRIPTION_BYTES),
-                    )
-                    for v in error.violations[:_MAX_VIOLATIONS]
-                ]
+    bad_request = error_details_pb2.BadRequest()
+    if isinstance(error, de.InvalidArgument):
+        for v in error.violations[:_MAX_VIOLATIONS]:
+            bad_request.field_violations.add(
+                field=clip(v.field, _MAX_FIELD_BYTES),
+                description=clip(v.description, _MAX_DESCRIPTION_BYTES),
             )
-        )
-    if isinstance(error, de.FailedPrecondition) and error.violations:
-        violations.append(
-            error_details_pb2.PreconditionFailure(
-                violations=[
-                    error_details_pb2.PreconditionFailure.Violation(
-                        type=clip(v.type, _MAX_FIELD_BYTES),
-                        subject=clip(v.subject, _MAX_FIELD_BYTES),
-                        description=clip(v.description, _MAX_DESCRIPTION_BYTES),
-                    )
-                    for v in error.violations[:_MAX_VIOLATIONS]
-                ]
+    failure = error_details_pb2.PreconditionFailure()
+    if isinstance(error, de.FailedPrecondition):
+        for p in error.violations[:_MAX_VIOLATIONS]:
+            failure.violations.add(
+                type=clip(p.type, _MAX_FIELD_BYTES),
+                subject=clip(p.subject, _MAX_FIELD_BYTES),
+                description=clip(p.description, _MAX_DESCRIPTION_BYTES),
             )
-        )
-    proto = _status_proto(code, message, [info, *violations])
-    if proto.ByteSize() > MAX_STATUS_BYTES:
-        # Still too big (many long violations): the message names the first ones anyway.
-        proto = _status_proto(code, message, [info])
+    proto = _status_proto(code, message, [info, bad_request, failure])
+    while proto.ByteSize() > MAX_STATUS_BYTES and (
+        bad_request.field_violations or failure.violations
+    ):
+        # Many long violations: the last ones go (the message names the first ones anyway).
+        del (bad_request.field_violations or failure.violations)[-1]
+        proto = _status_proto(code, message, [info, bad_request, failure])
     if proto.ByteSize() > MAX_STATUS_BYTES:
         info.metadata.clear()  # many long metadata entries: only the request id stays
         info.metadata["request_id"] = request_id

@@ -17,7 +17,7 @@ once the caller is authenticated, so an anonymous caller learns nothing about va
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
@@ -76,18 +76,38 @@ def malformed_request(type_name: str) -> InvalidArgument:
 
 
 def nul_field_path(message: Message, prefix: str = "") -> str | None:
-    """The path of the first string field (map keys included) holding NUL, or None."""
-    for field, value in message.ListFields():
+    """The path of the first string field (map keys included) holding NUL, or None.
+
+    Only fields that can hold text are read: reading a bytes field copies it, and a Write
+    message carries a megabyte of them."""
+    for field in _text_fields(cast(Descriptor, message.DESCRIPTOR)):
         path = prefix + field.name
         if field.type == FieldDescriptor.TYPE_STRING:
+            value = getattr(message, field.name)
             found = _first_with_nul(value if field.is_repeated else (value,))
             if found is not None:
                 return f"{path}[{found}]" if field.is_repeated else path
-        elif field.type == FieldDescriptor.TYPE_MESSAGE:
-            found_path = _nul_in_message_field(field, value, path)
+        elif field.is_repeated or message.HasField(field.name):
+            found_path = _nul_in_message_field(field, getattr(message, field.name), path)
             if found_path is not None:
                 return found_path
     return None
+
+
+_TEXT_FIELDS: dict[str, tuple[FieldDescriptor, ...]] = {}
+
+
+def _text_fields(descriptor: Descriptor) -> tuple[FieldDescriptor, ...]:
+    """The string fields of a message type, and its message fields that can hold strings."""
+    fields = _TEXT_FIELDS.get(descriptor.full_name)
+    if fields is None:
+        fields = _TEXT_FIELDS[descriptor.full_name] = tuple(
+            field
+            for field in descriptor.fields
+            if field.type == FieldDescriptor.TYPE_STRING
+            or (field.message_type is not None and _may_hold_text(field.message_type, set()))
+        )
+    return fields
 
 
 def _nul_in_message_field(field: FieldDescriptor, value: Any, path: str) -> str | None:
