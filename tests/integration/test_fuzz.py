@@ -8,10 +8,10 @@ that are no such message at all: random bytes, a truncated message, a string fie
 invalid UTF-8. Half the messages are mostly plausible (the REQUIRED fields set, names filled in
 from the contract's resource patterns and the seeded world) so that one hostile value meets the
 code behind the first checks. They go to a real server as raw bytes (identity serializers),
-streams as a couple of messages. Every call must end with a status other than INTERNAL and UNKNOWN, with trailers
-under 4 KiB and a message free of Python internals; a refused call must write no audit event; and
-the server must be healthy afterwards. A second property, from the same descriptors: a request
-without a message field the contract marks REQUIRED is never accepted.
+streams as a couple of messages. Every call must end with a status other than INTERNAL and
+UNKNOWN, with trailers under 4 KiB and a message free of Python internals; a refused call must
+write no audit event; and the server must be healthy afterwards. A second property, from the same
+descriptors: a request without a message field the contract marks REQUIRED is never accepted.
 
 The budget is bounded (`EXAMPLES_PER_METHOD`); the call count and the status histogram are
 printed at the end of the session and written to `fuzz-report.json` in pytest's temporary
