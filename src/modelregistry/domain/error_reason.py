@@ -20,6 +20,7 @@ class ErrorReason(StrEnum):
     TOKEN_REQUIRED = "TOKEN_REQUIRED"  # noqa: S105 (a reason, not a secret)
     ROLE_REQUIRED = "ROLE_REQUIRED"
     STALE_ETAG = "STALE_ETAG"
+    MALFORMED_REQUEST = "MALFORMED_REQUEST"
 
     # not found
     MODEL_NOT_FOUND = "MODEL_NOT_FOUND"
