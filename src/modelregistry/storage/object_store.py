@@ -223,6 +223,35 @@ class ObjectStore:
     async def ping_async(self) -> None:
         await self._within_deadline(self._ping_executor, "reach the bucket", self.ping)
 
+    async def create_multipart_async(self, key: str) -> str:
+        return await self.run_blocking(self.create_multipart, key)
+
+    async def upload_part_async(
+        self, key: str, upload_id: str, number: int, data: memoryview
+    ) -> str:
+        """The part's etag. On StoreDeadlineExceeded the call may still be reading `data`."""
+        return await self.run_blocking(self.upload_part, key, upload_id, number, data)
+
+    async def complete_multipart_async(
+        self, key: str, upload_id: str, parts: list[tuple[int, str]]
+    ) -> None:
+        await self.run_blocking(self.complete_multipart, key, upload_id, parts)
+
+    async def abort_multipart_async(self, key: str, upload_id: str) -> None:
+        await self.run_blocking(self.abort_multipart, key, upload_id)
+
+    async def object_size_async(self, key: str) -> int | None:
+        return await self.run_blocking(self.object_size, key)
+
+    async def remove_async(self, key: str) -> None:
+        await self.run_blocking(self.remove, key)
+
+    async def object_keys_async(self, prefix: str) -> list[str]:
+        return await self.run_blocking(self.object_keys, prefix)
+
+    async def multipart_uploads_async(self, prefix: str) -> list[PendingUpload]:
+        return await self.run_blocking(self.multipart_uploads, prefix)
+
     async def run_blocking(
         self, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
     ) -> _T:
