@@ -8,7 +8,7 @@ default) read four ways in the same run, each ROUNDS times, median MB/s:
 - `grpc_download_mb_s`: ArtifactService.Download of the same file from the bench's server;
 - `direct_store_mb_s`: minio's get_object of the same stored object, no registry at all.
 
-The client is httpx (HTTP/1.1, one connection, 1 MiB reads discarded), the bytes are counted
+The HTTP client is urllib3 (as under minio; 1 MiB reads discarded), the bytes are counted
 and their SHA-256 checked once per way. The proxied server's peak RSS during its pulls is
 reported against its idle RSS. Targets are reported, never asserted.
 """
@@ -22,6 +22,7 @@ import os
 import signal
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ import asyncpg
 import grpc
 import httpx
 import psutil
+import urllib3
 
 from bench import processes
 from bench.artifacts import DirectClient, RssSampler, ServiceClient, make_source
@@ -113,9 +115,9 @@ async def run(
     report["rounds"] = rounds
     report["setup"] = {
         "blob_mib": size_mib,
-        "client": f"httpx {httpx.__version__}, HTTP/1.1, 1 MiB reads discarded; redirects "
-        "followed (Authorization dropped on the store's host); gRPC Download on the bench's "
-        "channel; minio get_object for the direct read",
+        "client": f"urllib3 {metadata.version('urllib3')} (minio's HTTP client), 1 MiB reads "
+        "discarded, one thread; redirects followed (Authorization dropped on the store's "
+        "host); gRPC Download on the bench's channel; minio get_object for the direct read",
         "servers": "two extra `modelreg serve` processes on the same database and bucket, "
         "one with MODELREG_OCI_BLOB_REDIRECT=true",
     }
@@ -123,6 +125,7 @@ async def run(
     return report
 
 
+_POOL = urllib3.PoolManager(timeout=urllib3.Timeout(connect=10.0, read=60.0))
 _WAYS = ("v2_proxied_mb_s", "v2_redirected_mb_s", "grpc_download_mb_s", "direct_store_mb_s")
 
 
@@ -132,18 +135,27 @@ def json_line(rounds: dict[str, list[float]]) -> str:
 
 async def _http_get(url: str, token: str, hash_it: bool) -> tuple[int, str]:
     """GET `url` following redirects; (bytes received, their sha256 if asked)."""
+    return await asyncio.to_thread(_get_blocking, url, token, hash_it)
+
+
+def _get_blocking(url: str, token: str, hash_it: bool) -> tuple[int, str]:
+    # urllib3, the client under minio's direct read: the same client code on both sides of
+    # the comparison. It drops Authorization when a redirect leaves the registry's host.
     digest = hashlib.sha256() if hash_it else None
     received = 0
-    timeout = httpx.Timeout(60.0)
-    async with (
-        httpx.AsyncClient(auth=("bench", token), follow_redirects=True, timeout=timeout) as client,
-        client.stream("GET", url) as response,
-    ):
-        response.raise_for_status()
-        async for chunk in response.aiter_raw(MIB):
+    response = _POOL.request(
+        "GET", url, headers=urllib3.make_headers(basic_auth=f"bench:{token}"),
+        preload_content=False, redirect=True,
+    )  # fmt: skip
+    try:
+        if response.status != 200:
+            raise RuntimeError(f"oci: GET {url} answered {response.status}")
+        for chunk in response.stream(MIB):
             received += len(chunk)
             if digest is not None:
                 digest.update(chunk)
+    finally:
+        response.release_conn()
     return received, digest.hexdigest() if digest is not None else ""
 
 

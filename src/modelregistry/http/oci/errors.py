@@ -65,8 +65,9 @@ def render_error(request: Request, error: HttpError) -> Response:
     if status == 401 or (status == 403 and refreshable):
         headers["www-authenticate"] = challenge(request, error.cause)
     if status in (401, 403):
-        # Reads are not audited; refusals are worth a line of their own.
-        log.warning(
+        # Reads are not audited; refusals get a line of their own. A 401 is how every pull
+        # starts (the challenge), so only a 403 is worth a warning.
+        (log.warning if status == 403 else log.info)(
             "oci access refused",
             status=status,
             reason=error.code,
