@@ -235,10 +235,16 @@ async def test_skopeo_inspects_and_copies_the_champion_with_every_file_intact(
     assert config.returncode == 0, config.stderr
     assert json.loads(config.stdout)["descriptor"]["name"] == MODEL
 
-    layout = tmp_path / "layout"
+    await assert_skopeo_copies(world, tmp_path / "layout")
+
+
+async def assert_skopeo_copies(world: World, layout: Path) -> None:
+    """`skopeo copy` of the champion into an OCI layout: one blob per file, intact."""
+    source = f"docker://{world.host}/{MODEL}:champion"
     copied = await asyncio.to_thread(
-        skopeo, "copy", "--src-tls-verify=false", "--src-creds", creds, source, f"oci:{layout}"
-    )
+        skopeo, "copy", "--src-tls-verify=false", "--src-creds", f"x:{world.token}", source,
+        f"oci:{layout}",
+    )  # fmt: skip
     assert copied.returncode == 0, copied.stderr
     index = json.loads((layout / "index.json").read_text())
     manifest_hex = index["manifests"][0]["digest"].removeprefix("sha256:")
@@ -583,6 +589,8 @@ async def test_in_redirect_mode_blobs_redirect_to_the_store_and_oras_follows(
         assert head.headers["content-length"] == str(file.size)
         files = await oras_pull(world, f"{MODEL}:champion", tmp_path / "redirected")
         assert_pulled(files, tmp_path / "redirected", world.files)
+        if SKOPEO is not None:
+            await assert_skopeo_copies(world, tmp_path / "skopeo-layout")
 
 
 def _free_port() -> int:

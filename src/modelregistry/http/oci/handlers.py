@@ -61,16 +61,18 @@ def _scopes(scopes: list[str]) -> tuple[list[str], bool]:
     (push is not offered, so a token for it carries pull only)."""
     repositories: list[str] = []
     catalog = False
-    for scope in scopes[:_MAX_SCOPES]:
-        for item in scope.split(" "):
-            if item == CATALOG_SCOPE:
-                catalog = True
-                continue
-            kind, _, rest = item.partition(":")
-            name, _, actions = rest.rpartition(":")
-            wanted = set(actions.split(","))
-            if kind == "repository" and MODEL_ID_PATTERN.fullmatch(name) and wanted & {"pull", "*"}:
-                repositories.append(name)
+    # A client may repeat `scope` or put several in one, space-separated; a token names at
+    # most _MAX_SCOPES of them.
+    items = [item for scope in scopes[:_MAX_SCOPES] for item in scope.split(" ")]
+    for item in items[:_MAX_SCOPES]:
+        if item == CATALOG_SCOPE:
+            catalog = True
+            continue
+        kind, _, rest = item.partition(":")
+        name, _, actions = rest.rpartition(":")
+        wanted = set(actions.split(","))
+        if kind == "repository" and MODEL_ID_PATTERN.fullmatch(name) and wanted & {"pull", "*"}:
+            repositories.append(name)
     return repositories, catalog
 
 
