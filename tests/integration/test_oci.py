@@ -35,7 +35,12 @@ from support.server import authenticated_channel, running_endpoints
 from support.stores import StoreEndpoints
 
 from modelregistry.domain.access import Role
-from modelregistry.service.auth import CACHE_TTL_S
+from modelregistry.service.auth import CACHE_TTL_S, Authenticator
+from modelregistry.service.oci import OciService
+from modelregistry.service.versions import VersionService
+from modelregistry.storage import secrets_store
+from modelregistry.storage.database import Database
+from modelregistry.storage.object_store import ObjectStore
 from modelregistry.v1 import artifact_service_pb2 as apb
 from modelregistry.v1 import artifact_service_pb2_grpc, model_version_pb2
 from modelregistry.v1 import registry_service_pb2 as pb
@@ -364,6 +369,47 @@ async def test_a_revoked_token_stops_pulling_at_once(
         refused = await client.get(f"/v2/{MODEL}/tags/list", headers=bearer)
     assert refused.status_code == 401
     assert error_code(refused) == "UNAUTHORIZED"
+
+
+async def test_an_expired_pull_token_gets_403_with_a_challenge_and_oras_fetches_a_new_one(
+    world: World, migrated_database_url: str, store_endpoints: StoreEndpoints, s3_bucket: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    # Minted by the same use case the token endpoint calls, already expired (no waiting).
+    db = await Database.connect(migrated_database_url, min_size=1, max_size=2)
+    store = ObjectStore(
+        store_endpoints.s3_endpoint, store_endpoints.s3_access_key,
+        store_endpoints.s3_secret_key, s3_bucket,
+    )  # fmt: skip
+    try:
+        async with db.connection() as conn:
+            page_key = await secrets_store.page_token_key(conn)
+        oci = OciService(db, store, VersionService(db), Authenticator(db), page_key)
+        expired = await oci.issue_pull_token(world.token, [MODEL], False, ttl_s=-1)
+    finally:
+        await db.close()
+        store.close()
+    async with httpx.AsyncClient(base_url=world.base_url) as client:
+        refused = await client.get(
+            f"/v2/{MODEL}/manifests/champion",
+            headers={"authorization": f"Bearer {expired.token}"},
+        )
+    assert refused.status_code == 403
+    assert error_code(refused) == "DENIED"
+    challenge = challenge_params(refused.headers["www-authenticate"])
+    assert challenge["scope"] == f"repository:{MODEL}:pull"
+    assert challenge["error"] == "invalid_token"
+
+    def pull_with_the_expired_token() -> list[str]:
+        client = world.pull_client()
+        client.auth.token = expired.token  # as if it had been fetched an hour ago
+        files: list[str] = client.pull(
+            target=f"{world.host}/{MODEL}:champion", outdir=str(tmp_path / "out")
+        )
+        return files
+
+    files = await asyncio.to_thread(pull_with_the_expired_token)
+    assert_pulled(files, tmp_path / "out", world.files)
 
 
 # -- errors, headers and ranges ------------------------------------------------------------------

@@ -111,11 +111,16 @@ class OciService:
     # -- the Docker token flow ---------------------------------------------------------------
 
     async def issue_pull_token(
-        self, registry_token: str | None, repositories: list[str], catalog: bool
+        self,
+        registry_token: str | None,
+        repositories: list[str],
+        catalog: bool,
+        *,
+        ttl_s: int = PULL_TOKEN_TTL_S,
     ) -> PullToken:
-        """Exchange a registry token for a short-lived one that may pull `repositories` (those
-        of them the caller may read) and list the catalog if asked. Unauthenticated when the
-        registry token is not valid."""
+        """Exchange a registry token for one that may pull `repositories` (those of them the
+        caller may read) for `ttl_s` seconds, and list the catalog if asked. Unauthenticated
+        when the registry token is not valid."""
         access = await self._authenticator.authenticate(registry_token)
         assert registry_token is not None
         granted = tuple(sorted({r for r in repositories if access.role_on(r) >= Role.VIEWER}))
@@ -125,14 +130,14 @@ class OciService:
             "p": access.principal,
             "r": list(granted),
             "c": catalog,
-            "e": issued + PULL_TOKEN_TTL_S,
+            "e": issued + ttl_s,
         }
         body = _b64(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode())
         tag = _b64(self._tag(body))
         return PullToken(
             token=f"{_PULL_TOKEN_PREFIX}{body}.{tag}",
             issued_at=datetime.fromtimestamp(issued, UTC),
-            expires_in=PULL_TOKEN_TTL_S,
+            expires_in=ttl_s,
             repositories=granted,
             catalog=catalog,
         )
