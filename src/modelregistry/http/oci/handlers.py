@@ -29,6 +29,7 @@ API_VERSION = {"docker-distribution-api-version": "registry/2.0"}
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 _MAX_SCOPES = 32
+_MAX_LAST = 256
 # What a client must accept to get our manifests: the type itself or a wildcard covering it.
 _ACCEPTABLE = frozenset({IMAGE_MANIFEST, "*/*", "application/*"})
 
@@ -190,6 +191,12 @@ def _page(request: Request) -> tuple[int, str]:
     """`n` (at most MAX_PAGE; DEFAULT_PAGE when absent) and `last`."""
     raw = request.query_params.get("n")
     last = request.query_params.get("last", "")
+    if len(last) > _MAX_LAST or not last.isprintable():
+        raise InvalidArgument(
+            f"last must be a tag or repository name from the previous page (at most {_MAX_LAST} "
+            "printable characters)",
+            reason="PAGINATION_LAST_INVALID",
+        )
     if raw is None or raw == "":
         return DEFAULT_PAGE, last
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 9):
@@ -197,7 +204,7 @@ def _page(request: Request) -> tuple[int, str]:
             f"n must be a whole number of results (0-{MAX_PAGE}), not {raw[:20]!r}",
             reason="PAGINATION_NUMBER_INVALID",
         )
-    return min(int(raw), MAX_PAGE), last[:256]
+    return min(int(raw), MAX_PAGE), last
 
 
 def _next_link(request: Request, n: int, last: str) -> str:
