@@ -168,7 +168,7 @@ class ObjectStore:
             signer = Minio(
                 host,
                 credentials=self._client._provider,
-                secure=scheme == "https" if scheme else self.secure,
+                secure=(scheme == "https") if scheme else self.secure,
                 region=self._client._base_url.region,
             )
         with self._translated_errors("sign a URL for"):
