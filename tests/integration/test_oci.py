@@ -584,6 +584,10 @@ async def test_tags_and_catalog_page_with_n_and_last(
         assert catalog.json() == {"repositories": [MODEL, "zeta"]}
         paged = await client.get("/v2/_catalog", params={"n": 1, "last": MODEL})
         assert paged.json() == {"repositories": ["zeta"]}
+        # Content is pulled through the model that holds it, never through another one.
+        elsewhere = await client.get(f"/v2/zeta/blobs/sha256:{world.dev_file.sha256}")
+        assert elsewhere.status_code == 404
+        assert error_code(elsewhere) == "BLOB_UNKNOWN"
 
 
 # -- stability, redirects and large layers -----------------------------------------------------
