@@ -10,6 +10,7 @@ from modelregistry.domain import artifacts as da
 from modelregistry.domain import comparison as cmp
 from modelregistry.domain import models as dm
 from modelregistry.domain import names
+from modelregistry.domain.oci import oci_manifest_digest
 from modelregistry.domain.validation import Violations
 from modelregistry.v1 import artifact_pb2, model_pb2, model_version_pb2, registry_service_pb2
 
@@ -305,3 +306,9 @@ def manifest_to_proto(
         for e in entries
     )
     version.manifest_digest = da.manifest_digest(entries)
+
+
+def oci_digest_to_proto(message: model_version_pb2.ModelVersion, version: dm.ModelVersion) -> None:
+    """The OCI manifest digest, alongside manifest_digest (same condition)."""
+    if message.manifest_digest:
+        message.oci_manifest_digest = oci_manifest_digest(version)

@@ -109,6 +109,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         version = await self._versions.get(ref)
         message = conv.version_to_proto(version)
         conv.manifest_to_proto(message, version.manifest or [])
+        conv.oci_digest_to_proto(message, version)
         return message
 
     async def ListModelVersions(

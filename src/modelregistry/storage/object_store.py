@@ -215,6 +215,26 @@ class ObjectStore:
             response = self._client.get_object(self.bucket, key, offset=offset, length=length)
         return RangeReader(self, response)
 
+    def presigned_get_url(self, key: str, expires_s: int, public_endpoint: str = "") -> str:
+        """A URL that lets whoever holds it GET `key` for `expires_s` seconds, signed for
+        `public_endpoint` ([http[s]://]host:port, how clients reach the store; this store's
+        endpoint when empty). Signing is local computation: no request reaches the store."""
+        from datetime import timedelta
+
+        signer = self._client
+        if public_endpoint:
+            scheme, _, host = public_endpoint.rstrip("/").rpartition("://")
+            signer = Minio(
+                host,
+                credentials=self._client._provider,
+                secure=(scheme == "https") if scheme else self.secure,
+                region=self._client._base_url.region,
+            )
+        with self._translated_errors("sign a URL for"):
+            return signer.presigned_get_object(
+                self.bucket, key, expires=timedelta(seconds=expires_s)
+            )
+
     # -- asynchronous API ------------------------------------------------------------------
 
     async def ensure_bucket_async(self) -> None:
