@@ -24,6 +24,7 @@ from modelregistry.api.registry_servicer import RegistryServicer
 from modelregistry.config import Settings
 from modelregistry.domain.errors import RegistryError
 from modelregistry.logging import configure_logging
+from modelregistry.memory import tune_for_transfers
 from modelregistry.service.access import AccessService
 from modelregistry.service.artifacts import ArtifactService
 from modelregistry.service.audit import AuditService
@@ -88,6 +89,7 @@ async def serve(
 ) -> None:
     settings.require_object_store()
     configure_logging(settings.log_format, settings.log_level)
+    tune_for_transfers()  # before the first transfer allocates
     stop = stop or _stop_on_signals()
     if settings.migrate_on_start:
         applied = await migrations.migrate(settings.database_url)
@@ -114,6 +116,7 @@ def object_store_from(settings: Settings) -> ObjectStore:
         settings.s3_bucket,
         secure=settings.s3_secure,
         region=settings.s3_region,
+        ca_file=settings.s3_ca_file or None,
     )
 
 
