@@ -29,6 +29,9 @@ class Settings:
     s3_bucket: str = "modelregistry"
     s3_secure: bool = False
     s3_region: str = "us-east-1"
+    # PEM bundle of the CAs trusted for the S3 endpoint's certificate (with S3_SECURE), in
+    # place of the system's: for a store whose certificate a private CA signed.
+    s3_ca_file: str = ""
     # Uploads streaming at once per replica; more get RESOURCE_EXHAUSTED. Each holds up to
     # (parts in flight + 1) x part size of memory, 64 MiB with 16 MiB parts.
     max_concurrent_uploads: int = 8
@@ -99,6 +102,14 @@ class Settings:
                 f"MODELREG_HEALTH_LISTEN must be host:port, got {self.health_listen!r}"
             )
         self._validate_tls()
+        if self.s3_ca_file:
+            if not self.s3_secure:
+                raise ConfigError(
+                    "MODELREG_S3_CA_FILE is set but MODELREG_S3_SECURE is not: the CA is only "
+                    "used for https to the store"
+                )
+            read_pem("MODELREG_S3_CA_FILE", self.s3_ca_file)  # a clear error if unreadable
+            _check_certificates("MODELREG_S3_CA_FILE", self.s3_ca_file)
 
     @property
     def tls(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -30,9 +31,12 @@ def s3_env(stores: StoreEndpoints, bucket: str) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def running_server(
-    database_url: str, stores: StoreEndpoints, bucket: str
+    database_url: str, stores: StoreEndpoints, bucket: str, s3_ca_file: Path | None = None
 ) -> AsyncIterator[str]:
-    """Serve a migrated database and an S3 bucket in this process; yields host:port."""
+    """Serve a migrated database and an S3 bucket in this process; yields host:port.
+
+    With `s3_ca_file`, the store's endpoint speaks https with a certificate that CA signed.
+    """
     settings = Settings(
         listen="127.0.0.1:0",
         database_url=database_url,
@@ -40,6 +44,8 @@ async def running_server(
         s3_access_key=stores.s3_access_key,
         s3_secret_key=stores.s3_secret_key,
         s3_bucket=bucket,
+        s3_secure=s3_ca_file is not None,
+        s3_ca_file=str(s3_ca_file or ""),
         migrate_on_start=False,
         shutdown_grace_s=1.0,
         health_interval_s=0.2,
