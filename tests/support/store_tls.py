@@ -1,35 +1,21 @@
 """A SeaweedFS that also speaks S3 over https, for tests of the server's TLS to its store.
 
-The certificate comes from a CA made for the test module by bench/certificates.py (the same
-throwaway CA `make bench` uses), loaded from its file: bench/ is not an installed package.
+The certificate comes from a CA made for the test module by bench/certificates.py, the same
+throwaway CA `make bench` uses.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 from minio import Minio
 
 from modelregistry.embedded.seaweed import EmbeddedSeaweed, SeaweedPorts, SeaweedTls
+from support.bench_modules import load_bench_module
 from support.stores import StoreEndpoints, free_port_block, unique_name
-
-_CERTIFICATES_PATH = Path(__file__).resolve().parents[2] / "bench" / "certificates.py"
-
-
-def _certificates_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_certificates", _CERTIFICATES_PATH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being defined
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass(frozen=True)
@@ -52,7 +38,7 @@ class HttpsStore:
 
 @contextlib.contextmanager
 def https_store(work_dir: Path, admin_database_url: str) -> Iterator[HttpsStore]:
-    certificates = _certificates_module().make_store_certificates(work_dir / "tls")
+    certificates = load_bench_module("certificates").make_store_certificates(work_dir / "tls")
     base = free_port_block(size=5)
     seaweed = EmbeddedSeaweed(
         work_dir / "seaweedfs",

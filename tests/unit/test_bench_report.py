@@ -2,29 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
+from support.bench_modules import load_bench_module
 
-_REPORT_PATH = Path(__file__).resolve().parents[2] / "bench" / "report.py"
-
-
-def _load_report() -> ModuleType:
-    # bench/ is not an installed package, and pytest does not put the repository root on
-    # sys.path: load the module from its file.
-    spec = importlib.util.spec_from_file_location("bench_report_under_test", _REPORT_PATH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being defined
-    spec.loader.exec_module(module)
-    return module
-
-
-report = _load_report()
+report = load_bench_module("report")
 
 
 def test_percentile_is_nearest_rank() -> None:
