@@ -8,7 +8,8 @@ What it does, in order:
    the system one on 5432;
 2. starts `modelreg serve` as its own process (log level warning, S3 settings pointing at that
    SeaweedFS) on another such port, so that its CPU time and RSS can be read with psutil, and
-   waits for gRPC health SERVING;
+   waits for gRPC health SERVING; for the artifact part a second one on the same database
+   reaches the same SeaweedFS over https (its S3 TLS port, a CA made for the run);
 3. seeds a model with a few hundred versions carrying metrics (see bench.workloads);
 4. warms every call up, lets the server idle and reads its RSS;
 5. measures GetModelVersion, CreateModelVersion, ListModelVersions and
@@ -57,10 +58,12 @@ import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench import artifacts, oci, processes
+from bench.certificates import make_store_certificates
 from bench.report import Sample, cell, check_targets
 from bench.workloads import LIST_FILTER, LIST_PAGE_SIZE, Op, SeedPlan, Workloads, seed
 from modelregistry import client
 from modelregistry.domain.access import Role
+from modelregistry.embedded.seaweed import SeaweedTls
 from modelregistry.server import GRPC_OPTIONS
 from modelregistry.service.auth import issue_token
 from modelregistry.storage.database import Database
@@ -82,6 +85,18 @@ class Options:
     only: str | None
     artifact_mib: int
     oci_mib: int = 1024
+
+
+@dataclass(frozen=True)
+class Transfers:
+    """What the artifact part needs besides the registry's channel."""
+
+    workdir: Path
+    meters: artifacts.Meters  # the http server's
+    s3: processes.S3Target
+    https_target: str  # host:port of the server that reaches the store over https
+    https_server: subprocess.Popen[bytes] | None
+    s3_https: processes.S3Target
 
 
 @dataclass(frozen=True)
@@ -160,9 +175,18 @@ def _run(stack: contextlib.ExitStack, options: Options) -> dict[str, Any]:
     taken = set(seaweed_ports.all())
     postgres_port = processes.free_port(exclude=taken)
     server_port = processes.free_port(exclude=taken | {postgres_port})
-    _say(f"starting SeaweedFS (S3 on 127.0.0.1:{seaweed_ports.s3}) in {workdir} ...")
+    https_server_port = processes.free_port(exclude=taken | {postgres_port, server_port})
+    s3_https_port = processes.free_port(
+        exclude=taken | {postgres_port, server_port, https_server_port}
+    )
+    certificates = make_store_certificates(workdir / "tls")
+    tls = SeaweedTls(s3_https_port, certificates.cert_file, certificates.key_file)
+    _say(
+        f"starting SeaweedFS (S3 on 127.0.0.1:{seaweed_ports.s3}, https on {s3_https_port}) "
+        f"in {workdir} ..."
+    )
     # Launched first and awaited after PostgreSQL: start-up costs the slower of the two.
-    seaweed = processes.launch_seaweed(stack, workdir / "seaweedfs", seaweed_ports)
+    seaweed = processes.launch_seaweed(stack, workdir / "seaweedfs", seaweed_ports, tls)
     _say(f"starting the embedded PostgreSQL on 127.0.0.1:{postgres_port} ...")
     postgres = processes.start_postgres(stack, workdir / "postgres", postgres_port)
     if postgres.pid is None:
@@ -171,24 +195,45 @@ def _run(stack: contextlib.ExitStack, options: Options) -> dict[str, Any]:
     if seaweed.pid is None:
         raise RuntimeError("SeaweedFS did not start")
     s3 = processes.S3Target(seaweed.endpoint, seaweed.credentials)
+    s3_https = processes.S3Target(
+        f"{seaweed.host}:{s3_https_port}", seaweed.credentials, ca_file=certificates.ca_file
+    )
     listen = f"127.0.0.1:{server_port}"
     log_path = workdir / "server.log"
     _say(f"starting `modelreg serve` on {listen} (log level warning) ...")
     server = processes.start_server(stack, log_path, listen, postgres.dsn, s3)
+    https_listen = f"127.0.0.1:{https_server_port}"
+    https_log_path = workdir / "server-https.log"
+    https_server: subprocess.Popen[bytes] | None = None
+    if options.only in (None, "artifacts"):
+        _say(f"starting a second `modelreg serve` on {https_listen}, the store over https ...")
+        https_server = processes.start_server(
+            stack, https_log_path, https_listen, postgres.dsn, s3_https
+        )
     meters = Meters(
         server=psutil.Process(server.pid),
         client=psutil.Process(os.getpid()),
         postgres=psutil.Process(postgres.pid),
     )
-    transfer_meters = artifacts.Meters(
-        server=meters.server, seaweed=psutil.Process(seaweed.pid), client=meters.client
+    transfers = Transfers(
+        workdir=workdir,
+        meters=artifacts.Meters(
+            server=meters.server, seaweed=psutil.Process(seaweed.pid), client=meters.client
+        ),
+        s3=s3,
+        https_target=https_listen,
+        https_server=https_server,
+        s3_https=s3_https,
     )
     try:
-        report = uvloop.run(
-            _drive(listen, postgres.dsn, server, meters, options, (workdir, s3, transfer_meters))
-        )
+        report = uvloop.run(_drive(listen, postgres.dsn, server, meters, options, transfers))
     except Exception:
         _say(f"server log ({log_path}), last lines:\n{processes.server_log_tail(log_path)}")
+        if https_server is not None:
+            _say(
+                f"https server log ({https_log_path}), last lines:\n"
+                f"{processes.server_log_tail(https_log_path)}"
+            )
         _say(
             f"SeaweedFS log ({seaweed.log_path}), last lines:\n"
             f"{processes.server_log_tail(seaweed.log_path)}"
@@ -204,7 +249,7 @@ async def _drive(
     server: subprocess.Popen[bytes],
     meters: Meters,
     options: Options,
-    transfers: tuple[Path, processes.S3Target, artifacts.Meters],
+    transfers: Transfers,
 ) -> dict[str, Any]:
     async with grpc.aio.insecure_channel(target, options=GRPC_OPTIONS) as probe:
         health_warning = await _wait_serving(probe, server)
@@ -213,22 +258,46 @@ async def _drive(
         target, options=GRPC_OPTIONS, interceptors=client.bearer_interceptors(token)
     ) as channel:
         report: dict[str, Any] = {}
-        workdir, s3, transfer_meters = transfers
         if options.only in (None, "registry"):
             report.update(await _registry(channel, server, meters, options))
         if options.only in (None, "artifacts"):
-            report["artifacts"] = await artifacts.run(
-                channel, workdir, s3, transfer_meters, options.artifact_mib
-            )
+            report["artifacts"] = await _artifacts(channel, token, options, transfers)
         if options.only in (None, "oci"):
             report["oci"] = await oci.run(
-                channel, token, workdir, database_url, s3, options.oci_mib
+                channel, token, transfers.workdir, database_url, transfers.s3, options.oci_mib
             )
         if server.poll() is not None:
             raise RuntimeError(f"the server exited with code {server.returncode} during the run")
         if health_warning:
             report["warnings"] = [health_warning]
         return report
+
+
+async def _artifacts(
+    channel: grpc.aio.Channel, token: str, options: Options, transfers: Transfers
+) -> dict[str, Any]:
+    https_server = transfers.https_server
+    if https_server is None:
+        raise RuntimeError("the https server was not started")
+    async with grpc.aio.insecure_channel(transfers.https_target, options=GRPC_OPTIONS) as probe:
+        await _wait_serving(probe, https_server)
+    async with grpc.aio.insecure_channel(
+        transfers.https_target,
+        options=GRPC_OPTIONS,
+        interceptors=client.bearer_interceptors(token),
+    ) as https_channel:
+        http = artifacts.Route("http", channel, transfers.meters.server, transfers.s3)
+        https = artifacts.Route(
+            "https", https_channel, psutil.Process(https_server.pid), transfers.s3_https
+        )
+        report = await artifacts.run(
+            http, https, transfers.workdir, transfers.meters, options.artifact_mib
+        )
+    if https_server.poll() is not None:
+        raise RuntimeError(
+            f"the https server exited with code {https_server.returncode} during the run"
+        )
+    return report
 
 
 async def _admin_token(database_url: str) -> str:
@@ -412,9 +481,9 @@ def _setup(options: Options, postgres_port: int, s3_port: int) -> dict[str, Any]
         "TransitionModelVersionStage": "each client owns 4 versions of a separate model and "
         "moves them STAGING <-> ARCHIVED (the first move is DEVELOPMENT -> STAGING)",
     }
-    if options.only != "artifacts":
+    if options.only in (None, "registry"):
         common.update(registry)
-    if options.only != "registry":
+    if options.only in (None, "artifacts"):
         common["artifacts"] = artifacts.setup(options.artifact_mib)
     return common
 

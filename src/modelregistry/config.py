@@ -43,6 +43,9 @@ class Settings:
     # The S3 endpoint as clients outside the cluster reach it ([http[s]://]host:port), for
     # presigned URLs (OCI blob redirects); empty means MODELREG_S3_ENDPOINT.
     s3_public_endpoint: str = ""
+    # PEM bundle of the CAs trusted for the S3 endpoint's certificate (with S3_SECURE), in
+    # place of the system's: for a store whose certificate a private CA signed.
+    s3_ca_file: str = ""
     # Uploads streaming at once per replica; more get RESOURCE_EXHAUSTED. Each holds up to
     # BUFFERS (3, service/upload_writer.py) x part size of memory: 48 MiB with 16 MiB parts.
     max_concurrent_uploads: int = 8
@@ -123,6 +126,14 @@ class Settings:
         if self.http_listen and not self.http_listen.rpartition(":")[2].isdigit():
             raise ConfigError(f"MODELREG_HTTP_LISTEN must be host:port, got {self.http_listen!r}")
         self._validate_tls()
+        if self.s3_ca_file:
+            if not self.s3_secure:
+                raise ConfigError(
+                    "MODELREG_S3_CA_FILE is set but MODELREG_S3_SECURE is not: the CA is only "
+                    "used for https to the store"
+                )
+            read_pem("MODELREG_S3_CA_FILE", self.s3_ca_file)  # a clear error if unreadable
+            _check_certificates("MODELREG_S3_CA_FILE", self.s3_ca_file)
 
     @property
     def tls(self) -> bool:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -32,10 +33,14 @@ def s3_env(stores: StoreEndpoints, bucket: str) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def running_server(
-    database_url: str, stores: StoreEndpoints, bucket: str
+    database_url: str, stores: StoreEndpoints, bucket: str, s3_ca_file: Path | None = None
 ) -> AsyncIterator[str]:
-    """Serve a migrated database and an S3 bucket in this process; yields host:port."""
-    async with running_endpoints(database_url, stores, bucket) as endpoints:
+    """Serve a migrated database and an S3 bucket in this process; yields host:port.
+
+    With `s3_ca_file`, the store's endpoint speaks https with a certificate that CA signed.
+    """
+    tls = {"s3_secure": True, "s3_ca_file": str(s3_ca_file)} if s3_ca_file else {}
+    async with running_endpoints(database_url, stores, bucket, **tls) as endpoints:
         yield endpoints.grpc
 
 

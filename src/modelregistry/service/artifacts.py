@@ -424,7 +424,17 @@ class ArtifactService:
             raise DataLoss(
                 f"the content of {artifact.name} is missing", reason=ErrorReason.BLOB_MISSING
             )
-        return artifact, self._store.stream_range(key, offset, count, DOWNLOAD_READ_AHEAD)
+        return artifact, self._ended_when_done(
+            self._store.stream_range(key, offset, count, DOWNLOAD_READ_AHEAD)
+        )
+
+    async def _ended_when_done(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """The chunks, telling the buffer pool when the download ends (memory goes back)."""
+        try:
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            self._buffers.transfer_ended()
 
     async def list(self, ref: VersionRef, page_size: int, page_token: str) -> Page[Artifact]:
         limit = resolve_page_size(page_size)
