@@ -54,7 +54,11 @@ class Authenticator:
         # One answer for missing, unknown, expired and revoked: no hint whether a token exists.
         if not token:
             raise Unauthenticated(_REFUSED, reason="TOKEN_REQUIRED")
-        digest = token_hash(token)
+        return await self.authenticate_digest(token_hash(token))
+
+    async def authenticate_digest(self, digest: bytes) -> Access:
+        """The caller of the token whose SHA-256 is `digest` (the web UI's sessions keep only
+        that), through the same cache: a revoked token fails here within CACHE_TTL_S too."""
         now = time.monotonic()
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > now:
