@@ -272,7 +272,7 @@ async def compare_page(request: Request) -> Response:
             "chart": chart,
             "chart_metric": chart_metric,
             "selected": wanted,
-            "choices": every.items,
+            "choices": list(reversed(every.items)),
             "too_few": len(wanted) < 2,
         },
     )
