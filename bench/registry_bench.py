@@ -20,7 +20,10 @@ What it does, in order:
    against minio straight to the same SeaweedFS, concurrent uploads with the server's RSS,
    an upload deduplicated by its digest, a ranged parallel download.
 
-`--only registry` or `--only artifacts` runs one part.
+Between 5 and 6, the web UI ("ui" in the report, bench.ui): the response time of the page of a
+model with 1,000 versions, over the server's HTTP port.
+
+`--only registry`, `--only ui` or `--only artifacts` runs one part.
 
 The clients are coroutines of this process on one grpc.aio channel (uvloop, as the server),
 with the server's channel options: a second process, as PERF-NOTES measured. On a 2-core
@@ -53,7 +56,7 @@ import psutil
 import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench import artifacts, processes
+from bench import artifacts, processes, ui
 from bench.report import Sample, cell, check_targets
 from bench.workloads import LIST_FILTER, LIST_PAGE_SIZE, Op, SeedPlan, Workloads, seed
 from modelregistry import client
@@ -124,7 +127,7 @@ def _parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--duration", type=float, default=4.0, help="seconds measured per cell")
     parser.add_argument("--versions", type=int, default=300, help="versions of the listed model")
     parser.add_argument(
-        "--only", choices=("registry", "artifacts"), help="run one part of the benchmark"
+        "--only", choices=("registry", "artifacts", "ui"), help="run one part of the benchmark"
     )
     parser.add_argument(
         "--artifact-mib",
@@ -152,6 +155,7 @@ def _run(stack: contextlib.ExitStack, options: Options) -> dict[str, Any]:
     taken = set(seaweed_ports.all())
     postgres_port = processes.free_port(exclude=taken)
     server_port = processes.free_port(exclude=taken | {postgres_port})
+    http_port = processes.free_port(exclude=taken | {postgres_port, server_port})
     _say(f"starting SeaweedFS (S3 on 127.0.0.1:{seaweed_ports.s3}) in {workdir} ...")
     # Launched first and awaited after PostgreSQL: start-up costs the slower of the two.
     seaweed = processes.launch_seaweed(stack, workdir / "seaweedfs", seaweed_ports)
@@ -166,7 +170,10 @@ def _run(stack: contextlib.ExitStack, options: Options) -> dict[str, Any]:
     listen = f"127.0.0.1:{server_port}"
     log_path = workdir / "server.log"
     _say(f"starting `modelreg serve` on {listen} (log level warning) ...")
-    server = processes.start_server(stack, log_path, listen, postgres.dsn, s3)
+    http_url = f"http://127.0.0.1:{http_port}"
+    server = processes.start_server(
+        stack, log_path, listen, postgres.dsn, s3, http_listen=f"127.0.0.1:{http_port}"
+    )
     meters = Meters(
         server=psutil.Process(server.pid),
         client=psutil.Process(os.getpid()),
@@ -177,7 +184,15 @@ def _run(stack: contextlib.ExitStack, options: Options) -> dict[str, Any]:
     )
     try:
         report = uvloop.run(
-            _drive(listen, postgres.dsn, server, meters, options, (workdir, s3, transfer_meters))
+            _drive(
+                listen,
+                postgres.dsn,
+                server,
+                meters,
+                options,
+                (workdir, s3, transfer_meters),
+                http_url,
+            )
         )
     except Exception:
         _say(f"server log ({log_path}), last lines:\n{processes.server_log_tail(log_path)}")
@@ -197,6 +212,7 @@ async def _drive(
     meters: Meters,
     options: Options,
     transfers: tuple[Path, processes.S3Target, artifacts.Meters],
+    http_url: str,
 ) -> dict[str, Any]:
     async with grpc.aio.insecure_channel(target, options=GRPC_OPTIONS) as probe:
         health_warning = await _wait_serving(probe, server)
@@ -205,9 +221,13 @@ async def _drive(
         target, options=GRPC_OPTIONS, interceptors=client.bearer_interceptors(token)
     ) as channel:
         report: dict[str, Any] = {}
-        if options.only != "artifacts":
+        if options.only in (None, "registry"):
             report.update(await _registry(channel, server, meters, options))
-        if options.only != "registry":
+        if options.only in (None, "ui"):
+            _say(f"seeding {ui.VERSIONS} versions and timing the web UI's model page ...")
+            report["ui"] = await ui.run(channel, http_url, token)
+            _say(f"ui: {json.dumps(report['ui'])}")
+        if options.only not in ("registry", "ui"):
             workdir, s3, transfer_meters = transfers
             report["artifacts"] = await artifacts.run(
                 channel, workdir, s3, transfer_meters, options.artifact_mib

@@ -11,6 +11,9 @@ WIDTH = 720
 HEIGHT = 260
 _LEFT, _RIGHT, _TOP, _BOTTOM = 64, 16, 24, 40
 _TICKS = 4
+# Up to this many versions every one gets a marker with its value as a tooltip; beyond, the
+# line alone shows the trend (the page stays small and fast) and only PRODUCTION is marked.
+MAX_MARKERS = 200
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,8 @@ class Chart:
     metric: str
     width: int
     height: int
-    points: list[ChartPoint]
+    points: list[ChartPoint]  # those drawn as markers
+    every_point_marked: bool
     polyline: str
     y_ticks: list[Tick]
     x_ticks: list[Tick]
@@ -47,8 +51,11 @@ def metric_chart(
     metric: str, series: Sequence[tuple[str, float | None, bool]], max_x_labels: int = 12
 ) -> Chart | None:
     """A chart of (label, value or None, highlighted) in order; None when no value exists."""
-    present = [(i, label, value, mark) for i, (label, value, mark) in enumerate(series)]
-    valued = [(i, label, value, mark) for i, label, value, mark in present if value is not None]
+    valued = [
+        (i, label, value, mark)
+        for i, (label, value, mark) in enumerate(series)
+        if value is not None
+    ]
     if not valued:
         return None
     low = min(v for _, _, v, _ in valued)
@@ -65,9 +72,12 @@ def metric_chart(
     def y_of(value: float) -> float:
         return _TOP + plot_h * (1 - (value - low) / (high - low))
 
+    every_point_marked = len(valued) <= MAX_MARKERS
+    polyline = " ".join(f"{x_of(i):.1f},{y_of(v):.1f}" for i, _, v, _ in valued)
     points = [
         ChartPoint(round(x_of(i), 1), round(y_of(v), 1), label, v, mark)
         for i, label, v, mark in valued
+        if mark or every_point_marked
     ]
     y_ticks = [
         Tick(
@@ -77,13 +87,14 @@ def metric_chart(
         for k in range(_TICKS + 1)
     ]
     step = max(1, -(-len(series) // max_x_labels))
-    x_ticks = [Tick(round(x_of(i), 1), label) for i, (label, _, _) in enumerate(series)][::step]
+    x_ticks = [Tick(round(x_of(i), 1), series[i][0]) for i in range(0, len(series), step)]
     return Chart(
         metric=metric,
         width=WIDTH,
         height=HEIGHT,
         points=points,
-        polyline=" ".join(f"{p.x},{p.y}" for p in points),
+        polyline=polyline,
+        every_point_marked=every_point_marked,
         y_ticks=y_ticks,
         x_ticks=x_ticks,
         plot_left=_LEFT,

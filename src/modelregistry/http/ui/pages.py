@@ -32,6 +32,8 @@ VERSIONS_PAGE_SIZE = 50
 HISTORY_PAGE_SIZE = 50
 ACTIVITY_PAGE_SIZE = 50
 MAX_COMPARED = 10
+# The chart of a metric across versions shows at most this many (the latest).
+CHART_VERSIONS = 1000
 _TARGET_STAGES = [s for s in Stage]
 _SEVERITIES = [s.value for s in FlagSeverity]
 
@@ -111,9 +113,9 @@ async def model_page(request: Request) -> Response:
     table = await services.listing.list_versions(
         model_id, VERSIONS_PAGE_SIZE, page_token, "", "version desc"
     )
-    every = await services.listing.list_versions(model_id, MAX_PAGE_SIZE, "", "", "version desc")
-    series_versions = list(reversed(every.items))
-    metric_names = sorted({k for v in series_versions for k in v.content.metrics})
+    latest = await services.listing.version_metrics(model_id, CHART_VERSIONS + 1)
+    series_versions = list(reversed(latest[:CHART_VERSIONS]))
+    metric_names = sorted({k for v in series_versions for k in v.metrics})
     chosen = [m for m in request.query_params.getlist("metric") if m in metric_names]
     if not chosen and "metric" not in request.query_params:
         chosen = metric_names[:3]
@@ -123,7 +125,7 @@ async def model_page(request: Request) -> Response:
         chart = metric_chart(
             chart_metric,
             [
-                (f"v{v.version}", v.content.metrics.get(chart_metric), v.stage == Stage.PRODUCTION)
+                (f"v{v.version}", v.metrics.get(chart_metric), v.stage == Stage.PRODUCTION)
                 for v in series_versions
             ],
         )
@@ -148,7 +150,7 @@ async def model_page(request: Request) -> Response:
             "chosen_metrics": chosen,
             "chart": chart,
             "chart_metric": chart_metric,
-            "chart_truncated": bool(every.next_page_token),
+            "chart_truncated": len(latest) > CHART_VERSIONS,
             "policy": policy,
             "history": history.items,
             "history_next": history.next_page_token,
