@@ -16,6 +16,10 @@ import grpc
 import httpx
 import pytest
 from integration.helpers import Stub
+from integration.test_http_edge import edge_services
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from support.auth import make_token
 from support.ui import (
     FILE_BYTES,
@@ -29,13 +33,20 @@ from support.ui import (
     stubs,
 )
 
+from modelregistry.config import Settings
 from modelregistry.domain.access import Role
+from modelregistry.http.app import edge_app, surface
+from modelregistry.http.serving import start_http
+from modelregistry.http.ui import render_error
 from modelregistry.service.auth import issue_token
+from modelregistry.service.container import Services
 from modelregistry.storage.database import Database
 from modelregistry.v1 import access_service_pb2 as apb
 from modelregistry.v1 import access_service_pb2_grpc, model_pb2
 from modelregistry.v1 import collaboration_service_pb2 as cpb
 from modelregistry.v1 import registry_service_pb2 as pb
+
+__all__ = ["edge_services"]  # the fixture, shared with test_http_edge
 
 REQUEST_ID = re.compile(r'class="request-id">([^<]+)<')
 
@@ -390,3 +401,48 @@ async def test_the_activity_stream_resumes_after_last_event_id(
     assert [e["id"] for e in received] == [sequences[-1], sequences[-1] + 1]
     assert received[1]["resource"] == "models/live-one"
     assert received[1]["action"] == "CreateModel"
+
+
+async def test_the_activity_stream_ends_when_the_token_is_revoked(
+    http_base_url: str, migrated_database_url: str, channel: grpc.aio.Channel
+) -> None:
+    db = await Database.connect(migrated_database_url, min_size=1, max_size=1)
+    try:
+        issued = await issue_token(db, "sam", Role.VIEWER)
+    finally:
+        await db.close()
+    async with httpx.AsyncClient(base_url=http_base_url, timeout=60) as browser:
+        await sign_in(browser, issued.token)
+        async with browser.stream("GET", "/activity/events") as stream:
+            lines = stream.aiter_lines()
+            assert (await anext(lines)).startswith("retry:")
+            access = access_service_pb2_grpc.AccessServiceStub(channel)
+            await access.RevokeToken(apb.RevokeTokenRequest(name=f"tokens/{issued.token_id}"))
+            # The stream re-checks its session every few seconds and then ends by itself
+            # (events may arrive before that; the stream must not run on forever).
+            async with asyncio.timeout(60):
+                async for _ in lines:
+                    pass
+
+
+async def test_an_unexpected_error_renders_a_500_page_with_only_the_request_id(
+    edge_services: Services,
+) -> None:
+    async def broken(request: Request) -> Response:
+        raise RuntimeError("secret detail: password=hunter2")
+
+    settings = Settings(http_listen="127.0.0.1:0", shutdown_grace_s=1.0)
+    app = edge_app(edge_services, settings, [surface("", [Route("/boom", broken)], render_error)])
+    server = await start_http(app, settings)
+    try:
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            response = await client.get("/boom")
+    finally:
+        await server.stop(1.0)
+    assert response.status_code == 500
+    shown = REQUEST_ID.search(response.text)
+    assert shown is not None
+    assert shown.group(1) == response.headers["x-request-id"]
+    assert "hunter2" not in response.text
+    assert "Traceback" not in response.text
+    assert_security_headers(response)
