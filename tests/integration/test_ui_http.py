@@ -382,6 +382,8 @@ async def test_the_activity_stream_resumes_after_last_event_id(
     page = await admin.get("/activity")
     sequences = [int(s) for s in re.findall(r"<tr><td>(\d+)</td>", page.text)]
     assert len(sequences) >= 3
+    assert sequences == sorted(sequences, reverse=True)  # newest first
+    sequences.reverse()
     resume_after = sequences[-2]
     received: list[dict[str, object]] = []
     async with admin.stream(
@@ -446,3 +448,35 @@ async def test_an_unexpected_error_renders_a_500_page_with_only_the_request_id(
     assert "hunter2" not in response.text
     assert "Traceback" not in response.text
     assert_security_headers(response)
+
+
+async def test_activity_pages_newest_first_with_filters(
+    admin: httpx.AsyncClient, registry: Stub
+) -> None:
+    for index in range(55):
+        await registry.CreateModel(pb.CreateModelRequest(model_id=f"act{index:02d}"))
+    await registry.UpdateModel(
+        pb.UpdateModelRequest(
+            model=model_pb2.Model(name="models/act00", owner="zoe"),
+            update_mask={"paths": ["owner"]},
+        )
+    )
+    first = await admin.get("/activity", params={"action": "CreateModel"})
+    shown = re.findall(r'<a href="/models/(act\d\d)">', first.text)
+    assert shown == [f"act{index:02d}" for index in range(54, 4, -1)]
+    older = re.search(r'href="/activity\?([^"]*page_token=[^"]+)"', first.text)
+    assert older is not None
+    # An event made meanwhile never shifts the older page.
+    await registry.CreateModel(pb.CreateModelRequest(model_id="act-late"))
+    second = await admin.get("/activity?" + older.group(1).replace("&amp;", "&"))
+    assert re.findall(r'<a href="/models/(act\d\d)">', second.text) == [
+        f"act{index:02d}" for index in range(4, -1, -1)
+    ]
+    updates = await admin.get("/activity", params={"resource": "models/act00"})
+    assert re.findall(r"<td>(CreateModel|UpdateModel)</td>", updates.text) == [
+        "UpdateModel",
+        "CreateModel",
+    ]
+    bad = await admin.get("/activity", params={"action": "not an action"})
+    assert bad.status_code == 400
+    assert "is not a method name" in bad.text

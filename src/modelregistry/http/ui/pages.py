@@ -315,8 +315,9 @@ async def activity_page(request: Request) -> Response:
     ctx, _ = await caller(request)
     services = services_of(request)
     audit_filter = activity_filter(request)
-    events = await services.audit.list_events(
-        ctx, audit_filter, 0, ACTIVITY_PAGE_SIZE, _param(request, "page_token")
+    page_token = _param(request, "page_token")
+    events = await services.audit.list_recent_events(
+        ctx, audit_filter, ACTIVITY_PAGE_SIZE, page_token
     )
     return page(
         request,
@@ -324,6 +325,8 @@ async def activity_page(request: Request) -> Response:
         {
             "events": events.items,
             "next_page_token": events.next_page_token,
+            # Live updates belong on the newest page: they arrive above its first row.
+            "live": not page_token,
             "resource": audit_filter.resource,
             "principal": audit_filter.principal,
             "action": ",".join(audit_filter.actions),

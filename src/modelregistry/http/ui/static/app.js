@@ -40,7 +40,7 @@ function setUpActivityFeed() {
   const status = document.getElementById("live-status");
   if (!table || !status) return;
   if (table.dataset.live !== "yes") {
-    status.textContent = "Live updates appear on the last page.";
+    status.textContent = "Live updates appear on the first (newest) page.";
     return;
   }
   const url = new URL(table.dataset.stream, window.location.href);
@@ -68,7 +68,7 @@ function setUpActivityFeed() {
       resourceCell.textContent = event.resource;
     }
     row.append(resourceCell);
-    body.append(row);
+    body.prepend(row);
   });
 }
 
