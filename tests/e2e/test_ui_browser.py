@@ -92,6 +92,10 @@ async def test_every_page_with_real_data_and_hostile_text_inert(
     await shoot(page, screenshot_dir, "models")
 
     await page.goto(f"/models/{MODEL}")
+    await page.keyboard.press("Tab")  # the first stop is the skip link, then the main content
+    await expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("main")).to_be_focused()
     await expect(page.locator(".markdown strong")).to_have_text("objects")
     await expect(page.locator(".markdown table")).to_be_visible()
     await expect(page.locator("table.versions tbody tr")).to_have_count(3)
@@ -118,6 +122,10 @@ async def test_every_page_with_real_data_and_hostile_text_inert(
     await expect(page.locator("table.files")).to_contain_text("1000 B")
     digest = await page.locator("#manifest-digest").inner_text()
     assert digest.startswith("sha256:")
+    await page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    await page.get_by_role("button", name="Copy").click()
+    await expect(page.locator(".copied")).to_have_text("Copied")
+    assert await page.evaluate("navigator.clipboard.readText()") == digest
     async with page.expect_download() as download_info:
         await page.locator("table.files").get_by_role("link", name=re.compile("Download")).click()
     download = await download_info.value
@@ -221,7 +229,21 @@ async def test_flag_approve_refused_and_successful_promotion(
     await expect(page.locator("#aliases")).to_contain_text("@winner")
     await page.locator("#aliases").get_by_role("button", name=re.compile("Remove")).click()
     await expect(page.locator("#aliases")).not_to_contain_text("@winner")
+    await page.get_by_label("Environment").fill("prod")
+    await page.get_by_label("Endpoint").fill("https://serve.example/vision")
+    await page.get_by_role("button", name="Record deployment").click()
+    deployments = page.locator("#deployments")
+    await expect(
+        deployments.get_by_role("link", name="https://serve.example/vision")
+    ).to_be_visible()
+    await deployments.get_by_label("Status of prod").select_option("RETIRED")
+    await deployments.get_by_role("button", name=re.compile("Update")).click()
+    await expect(deployments.locator("tbody")).to_contain_text("RETIRED")
     await shoot(page, screenshot_dir, "promoted")
+    await page.goto(f"/models/{MODEL}")
+    timeline = page.locator("#timeline-h + ol")
+    await expect(timeline).to_contain_text("deployed to prod")
+    await expect(timeline).to_contain_text(re.compile(r"v3\s+entered PRODUCTION"))
 
 
 async def test_compare_versions(

@@ -49,6 +49,12 @@ def routes(services: Services) -> list[BaseRoute]:
                 Route(_VERSION + "/flags", actions.create_flag, methods=post),
                 Route(_VERSION + "/flags/{flag}/resolve", actions.resolve_flag, methods=post),
                 Route(_VERSION + "/approvals", actions.approve, methods=post),
+                Route(_VERSION + "/deployments", actions.create_deployment, methods=post),
+                Route(
+                    _VERSION + "/deployments/{deployment}/status",
+                    actions.update_deployment,
+                    methods=post,
+                ),
                 Route(_VERSION + "/stage", actions.move_stage, methods=post),
                 Route(_VERSION + "/aliases", actions.set_alias, methods=post),
                 Route(_VERSION + "/aliases/{alias}/delete", actions.delete_alias, methods=post),

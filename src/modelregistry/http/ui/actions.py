@@ -138,3 +138,39 @@ async def delete_alias(request: Request) -> Response:
     alias = names.validate_alias(request.path_params["alias"], "alias")
     await services_of(request).versions.delete_alias(ctx, ref.model, alias)
     return _back_to_version(ref, "aliases")
+
+
+async def create_deployment(request: Request) -> Response:
+    ctx, _, form = await checked_form(request)
+    ref = version_ref(request)
+    environment = form.get("environment", "")
+    endpoint = form.get("endpoint", "")
+    violations = Violations()
+    co.check_environment(environment, "deployment.environment", violations)
+    co.check_endpoint(endpoint, "deployment.endpoint", violations)
+    status = _deployment_status(form.get("status", ""), violations)
+    violations.raise_if_any()
+    await services_of(request).collaboration.create_deployment(
+        ctx, ref, environment, endpoint, status, None
+    )
+    return _back_to_version(ref, "deployments")
+
+
+async def update_deployment(request: Request) -> Response:
+    ctx, _, form = await checked_form(request)
+    ref = version_ref(request)
+    violations = Violations()
+    status = _deployment_status(form.get("status", ""), violations)
+    violations.raise_if_any()
+    await services_of(request).collaboration.update_deployment_status(
+        ctx, ref, _child_id(request, "deployment"), status
+    )
+    return _back_to_version(ref, "deployments")
+
+
+def _deployment_status(text: str, violations: Violations) -> co.DeploymentStatus:
+    try:
+        return co.DeploymentStatus(text)
+    except ValueError:
+        violations.add("deployment.status", "choose PENDING, ACTIVE, FAILED or RETIRED")
+        return co.DeploymentStatus.PENDING

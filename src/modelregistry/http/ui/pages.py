@@ -14,7 +14,12 @@ from modelregistry.domain import names
 from modelregistry.domain.access import Role
 from modelregistry.domain.artifacts import manifest_digest, validate_path
 from modelregistry.domain.audit import AuditFilter, check_filter
-from modelregistry.domain.collaboration import Comment, FlagSeverity, FlagState
+from modelregistry.domain.collaboration import (
+    Comment,
+    DeploymentStatus,
+    FlagSeverity,
+    FlagState,
+)
 from modelregistry.domain.errors import InvalidArgument
 from modelregistry.domain.filtering import MODEL_FILTER_FIELDS, parse_filter
 from modelregistry.domain.history import HistoryQuery, HoldingKind
@@ -223,6 +228,7 @@ async def version_page(request: Request) -> Response:
             "policy": policy,
             "stages": [s.value for s in _TARGET_STAGES if s != version.stage],
             "severities": _SEVERITIES,
+            "deployment_statuses": [s.value for s in DeploymentStatus],
             "can_comment": role >= Role.VIEWER,
             "can_edit": role >= Role.EDITOR,
             "can_approve": role >= Role.APPROVER,
