@@ -17,6 +17,8 @@ import httpx
 import pytest
 from integration.helpers import Stub
 from integration.test_http_edge import edge_services
+from integration.test_tls import Pki, pki
+from integration.test_tls import _trusting as trusting
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -35,6 +37,7 @@ from support.ui import (
 
 from modelregistry.config import Settings
 from modelregistry.domain.access import Role
+from modelregistry.http import ui
 from modelregistry.http.app import edge_app, surface
 from modelregistry.http.serving import start_http
 from modelregistry.http.ui import render_error
@@ -46,7 +49,7 @@ from modelregistry.v1 import access_service_pb2_grpc, model_pb2
 from modelregistry.v1 import collaboration_service_pb2 as cpb
 from modelregistry.v1 import registry_service_pb2 as pb
 
-__all__ = ["edge_services"]  # the fixture, shared with test_http_edge
+__all__ = ["edge_services", "pki"]  # fixtures shared with test_http_edge and test_tls
 
 REQUEST_ID = re.compile(r'class="request-id">([^<]+)<')
 
@@ -480,3 +483,26 @@ async def test_activity_pages_newest_first_with_filters(
     bad = await admin.get("/activity", params={"action": "not an action"})
     assert bad.status_code == 400
     assert "is not a method name" in bad.text
+
+
+async def test_under_tls_the_session_cookie_is_secure(
+    edge_services: Services, pki: Pki, admin_token: str
+) -> None:
+    settings = Settings(
+        http_listen="127.0.0.1:0",
+        shutdown_grace_s=1.0,
+        tls_cert_file=str(pki.server_cert),
+        tls_key_file=str(pki.server_key),
+    )
+    app = edge_app(edge_services, settings, [surface("", ui.routes(edge_services), render_error)])
+    server = await start_http(app, settings)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, verify=trusting(pki)) as browser:
+            response = await sign_in(browser, admin_token)
+    finally:
+        await server.stop(1.0)
+    cookie = next(
+        v for k, v in response.headers.multi_items() if k == "set-cookie" and "mr_session" in v
+    )
+    assert "Secure" in cookie
+    assert "HttpOnly" in cookie
