@@ -41,7 +41,7 @@ from modelregistry.http import ui
 from modelregistry.http.app import edge_app, surface
 from modelregistry.http.serving import start_http
 from modelregistry.http.ui import render_error
-from modelregistry.service.auth import issue_token
+from modelregistry.service.auth import IssuedToken, issue_token
 from modelregistry.service.container import Services
 from modelregistry.storage.database import Database
 from modelregistry.v1 import access_service_pb2 as apb
@@ -79,6 +79,22 @@ def assert_security_headers(response: httpx.Response) -> None:
     assert "frame-ancestors 'none'" in csp
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["referrer-policy"]
+    if response.headers.get("content-type", "").startswith("text/html"):
+        assert response.headers["cache-control"] == "no-store"
+
+
+async def token_with_id(database_url: str, principal: str, role: Role) -> IssuedToken:
+    """A token and its id (to revoke it through the API)."""
+    db = await Database.connect(database_url, min_size=1, max_size=1)
+    try:
+        return await issue_token(db, principal, role)
+    finally:
+        await db.close()
+
+
+async def revoke(channel: grpc.aio.Channel, issued: IssuedToken) -> None:
+    access = access_service_pb2_grpc.AccessServiceStub(channel)
+    await access.RevokeToken(apb.RevokeTokenRequest(name=f"tokens/{issued.token_id}"))
 
 
 async def comment_bodies(channel: grpc.aio.Channel, version: str) -> list[str]:
@@ -176,16 +192,11 @@ async def test_an_expired_session_sends_the_browser_to_sign_in(
 async def test_revoking_the_token_ends_its_sessions(
     http_base_url: str, migrated_database_url: str, channel: grpc.aio.Channel
 ) -> None:
-    db = await Database.connect(migrated_database_url, min_size=1, max_size=1)
-    try:
-        issued = await issue_token(db, "eve", Role.EDITOR)
-    finally:
-        await db.close()
+    issued = await token_with_id(migrated_database_url, "eve", Role.EDITOR)
     async with httpx.AsyncClient(base_url=http_base_url) as browser:
         await sign_in(browser, issued.token)
         assert (await browser.get("/models")).status_code == 200
-        access = access_service_pb2_grpc.AccessServiceStub(channel)
-        await access.RevokeToken(apb.RevokeTokenRequest(name=f"tokens/{issued.token_id}"))
+        await revoke(channel, issued)
         # The Authenticator caches answers for up to 5 s; the session must end by then.
         for _ in range(100):
             response = await browser.get("/models")
@@ -411,18 +422,13 @@ async def test_the_activity_stream_resumes_after_last_event_id(
 async def test_the_activity_stream_ends_when_the_token_is_revoked(
     http_base_url: str, migrated_database_url: str, channel: grpc.aio.Channel
 ) -> None:
-    db = await Database.connect(migrated_database_url, min_size=1, max_size=1)
-    try:
-        issued = await issue_token(db, "sam", Role.VIEWER)
-    finally:
-        await db.close()
+    issued = await token_with_id(migrated_database_url, "sam", Role.VIEWER)
     async with httpx.AsyncClient(base_url=http_base_url, timeout=60) as browser:
         await sign_in(browser, issued.token)
         async with browser.stream("GET", "/activity/events") as stream:
             lines = stream.aiter_lines()
             assert (await anext(lines)).startswith("retry:")
-            access = access_service_pb2_grpc.AccessServiceStub(channel)
-            await access.RevokeToken(apb.RevokeTokenRequest(name=f"tokens/{issued.token_id}"))
+            await revoke(channel, issued)
             # The stream re-checks its session every few seconds and then ends by itself
             # (events may arrive before that; the stream must not run on forever).
             async with asyncio.timeout(60):

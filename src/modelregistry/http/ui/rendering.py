@@ -159,7 +159,9 @@ def page(
         csrf_token=state.get("ui.csrf", ""),
         **values,
     )
-    return HTMLResponse(body, status_code=status_code, headers=SECURITY_HEADERS)
+    # Pages show what one caller may see: never kept by shared caches or after sign-out.
+    headers = {**SECURITY_HEADERS, "cache-control": "no-store"}
+    return HTMLResponse(body, status_code=status_code, headers=headers)
 
 
 class SecurityHeaders:
