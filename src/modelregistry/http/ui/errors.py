@@ -44,7 +44,9 @@ def _back_link(request: Request) -> str:
 
 def render_error(request: Request, error: HttpError) -> Response:
     if error.status == 401:
-        target = request.url.path if request.method == "GET" else _back_link(request)
+        target = _back_link(request)
+        if request.method == "GET":
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         response: Response = RedirectResponse(
             f"/signin?next={quote(target, safe='/')}", status_code=303, headers=SECURITY_HEADERS
         )
