@@ -19,6 +19,7 @@ from support.server import (
     registry_endpoints,
     registry_target,
 )
+from support.ui import DESKTOP
 
 __all__ = [
     "admin_token",
@@ -38,8 +39,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -8,10 +8,9 @@ import re
 from pathlib import Path
 
 import grpc
-from conftest import DESKTOP, PHONE
 from playwright.async_api import BrowserContext, Page, expect
 from support.auth import make_token
-from support.ui import FILE_BYTES, MODEL, seed_catalogue, stubs
+from support.ui import DESKTOP, FILE_BYTES, MODEL, PHONE, seed_catalogue, stubs
 
 from modelregistry.domain.access import Role
 from modelregistry.v1 import collaboration_service_pb2 as cpb

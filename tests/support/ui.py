@@ -37,6 +37,9 @@ HOSTILE_DESCRIPTION = (
     f'{SCRIPT} {IMG} [click me]({JS_URI}) <a href="{JS_URI}">raw link</a>\n\n'
     "| metric | value |\n|---|---|\n| accuracy | 0.93 |\n"
 )
+# The viewports the browser tests screenshot at.
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
