@@ -89,3 +89,12 @@ def test_a_long_series_keeps_the_line_and_marks_only_production() -> None:
 
 def test_no_chart_without_values() -> None:
     assert metric_chart("acc", [("v1", None, False)]) is None
+
+
+def test_the_production_label_stays_inside_the_chart_at_either_edge() -> None:
+    chart = metric_chart("acc", [("v1", 0.1, True), ("v2", 0.2, False), ("v3", 0.3, False)])
+    assert chart is not None
+    assert chart.points[0].label_anchor == "start"
+    chart = metric_chart("acc", [("v1", 0.1, False), ("v2", 0.2, False), ("v3", 0.3, True)])
+    assert chart is not None
+    assert chart.points[-1].label_anchor == "end"

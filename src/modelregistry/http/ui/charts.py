@@ -24,6 +24,15 @@ class ChartPoint:
     value: float
     highlighted: bool  # the PRODUCTION version
 
+    @property
+    def label_anchor(self) -> str:
+        """Where the PRODUCTION label hangs, so that it stays inside the chart at its edges."""
+        if self.x > WIDTH - _RIGHT - 60:
+            return "end"
+        if self.x < _LEFT + 60:
+            return "start"
+        return "middle"
+
 
 @dataclass(frozen=True)
 class Tick:
