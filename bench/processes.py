@@ -150,7 +150,12 @@ def server_argv() -> list[str]:
 
 
 def start_server(
-    stack: contextlib.ExitStack, log_path: Path, listen: str, database_url: str, s3: S3Target
+    stack: contextlib.ExitStack,
+    log_path: Path,
+    listen: str,
+    database_url: str,
+    s3: S3Target,
+    http_listen: str = "",
 ) -> subprocess.Popen[bytes]:
     """`modelreg serve` as a child in its own process group, output to log_path.
 
@@ -171,6 +176,8 @@ def start_server(
     )
     if s3.ca_file is not None:
         env.update(MODELREG_S3_SECURE="true", MODELREG_S3_CA_FILE=str(s3.ca_file))
+    if http_listen:
+        env["MODELREG_HTTP_LISTEN"] = http_listen
     process = spawn_child(server_argv(), log_path, death_signal=signal.SIGTERM, env=env)
     stack.callback(stop_child, process, signal.SIGTERM, _SERVER_STOP_TIMEOUT_S)
     return process

@@ -20,11 +20,13 @@ What it does, in order:
    downloads of one random file (--artifact-mib, 2 GiB by default) through ArtifactService
    against minio straight to the same SeaweedFS, concurrent uploads with the server's RSS,
    an upload deduplicated by its digest, a ranged parallel download.
-
 7. then the OCI pulls of bench.oci ("oci"): a 1 GiB blob through /v2/ proxied and redirected,
    next to gRPC Download and a direct store read.
 
-`--only registry`, `--only artifacts` or `--only oci` runs one part.
+Between 5 and 6, the web UI ("ui" in the report, bench.ui): the response time of the page of a
+model with 1,000 versions, over the server's HTTP port.
+
+`--only registry`, `--only ui`, `--only artifacts` or `--only oci` runs one part.
 
 The clients are coroutines of this process on one grpc.aio channel (uvloop, as the server),
 with the server's channel options: a second process, as PERF-NOTES measured. On a 2-core
@@ -57,7 +59,7 @@ import psutil
 import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench import artifacts, oci, processes
+from bench import artifacts, oci, processes, ui
 from bench.certificates import make_store_certificates
 from bench.report import Sample, cell, check_targets
 from bench.workloads import LIST_FILTER, LIST_PAGE_SIZE, Op, SeedPlan, Workloads, seed
@@ -143,7 +145,9 @@ def _parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--duration", type=float, default=4.0, help="seconds measured per cell")
     parser.add_argument("--versions", type=int, default=300, help="versions of the listed model")
     parser.add_argument(
-        "--only", choices=("registry", "artifacts", "oci"), help="run one part of the benchmark"
+        "--only",
+        choices=("registry", "ui", "artifacts", "oci"),
+        help="run one part of the benchmark",
     )
     parser.add_argument(
         "--oci-mib", type=int, default=1024, help="size of the blob pulled over /v2/ in MiB"
@@ -175,9 +179,10 @@ def _run(stack: contextlib.ExitStack, options: Options) -> dict[str, Any]:
     taken = set(seaweed_ports.all())
     postgres_port = processes.free_port(exclude=taken)
     server_port = processes.free_port(exclude=taken | {postgres_port})
-    https_server_port = processes.free_port(exclude=taken | {postgres_port, server_port})
+    http_port = processes.free_port(exclude=taken | {postgres_port, server_port})
+    https_server_port = processes.free_port(exclude=taken | {postgres_port, server_port, http_port})
     s3_https_port = processes.free_port(
-        exclude=taken | {postgres_port, server_port, https_server_port}
+        exclude=taken | {postgres_port, server_port, http_port, https_server_port}
     )
     certificates = make_store_certificates(workdir / "tls")
     tls = SeaweedTls(s3_https_port, certificates.cert_file, certificates.key_file)
@@ -201,7 +206,10 @@ def _run(stack: contextlib.ExitStack, options: Options) -> dict[str, Any]:
     listen = f"127.0.0.1:{server_port}"
     log_path = workdir / "server.log"
     _say(f"starting `modelreg serve` on {listen} (log level warning) ...")
-    server = processes.start_server(stack, log_path, listen, postgres.dsn, s3)
+    http_url = f"http://127.0.0.1:{http_port}"
+    server = processes.start_server(
+        stack, log_path, listen, postgres.dsn, s3, http_listen=f"127.0.0.1:{http_port}"
+    )
     https_listen = f"127.0.0.1:{https_server_port}"
     https_log_path = workdir / "server-https.log"
     https_server: subprocess.Popen[bytes] | None = None
@@ -226,7 +234,9 @@ def _run(stack: contextlib.ExitStack, options: Options) -> dict[str, Any]:
         s3_https=s3_https,
     )
     try:
-        report = uvloop.run(_drive(listen, postgres.dsn, server, meters, options, transfers))
+        report = uvloop.run(
+            _drive(listen, postgres.dsn, server, meters, options, transfers, http_url)
+        )
     except Exception:
         _say(f"server log ({log_path}), last lines:\n{processes.server_log_tail(log_path)}")
         if https_server is not None:
@@ -250,6 +260,7 @@ async def _drive(
     meters: Meters,
     options: Options,
     transfers: Transfers,
+    http_url: str,
 ) -> dict[str, Any]:
     async with grpc.aio.insecure_channel(target, options=GRPC_OPTIONS) as probe:
         health_warning = await _wait_serving(probe, server)
@@ -260,6 +271,10 @@ async def _drive(
         report: dict[str, Any] = {}
         if options.only in (None, "registry"):
             report.update(await _registry(channel, server, meters, options))
+        if options.only in (None, "ui"):
+            _say(f"seeding {ui.VERSIONS} versions and timing the web UI's model page ...")
+            report["ui"] = await ui.run(channel, http_url, token)
+            _say(f"ui: {json.dumps(report['ui'])}")
         if options.only in (None, "artifacts"):
             report["artifacts"] = await _artifacts(channel, token, options, transfers)
         if options.only in (None, "oci"):

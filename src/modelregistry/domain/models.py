@@ -141,6 +141,15 @@ class ModelVersion:
 
 
 @dataclass(frozen=True)
+class VersionMetrics:
+    """A version's number, stage and metrics alone: a chart of a metric across versions."""
+
+    version: int
+    stage: Stage
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
 class StageTransition:
     id: int
     model: str

@@ -57,7 +57,8 @@ class Authenticator:
 
     async def access_for_digest(self, digest: bytes) -> Access:
         """The caller whose token hashes to `digest` (a pull token of the OCI surface carries
-        the digest of the registry token it was exchanged for, so revocation still works)."""
+        the digest of the registry token it was exchanged for, and a web UI session keeps only
+        that), through the same cache: a revoked token fails here within CACHE_TTL_S too."""
         now = time.monotonic()
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > now:

@@ -15,6 +15,7 @@ from modelregistry.service.listing import ListingService
 from modelregistry.service.models import ModelService
 from modelregistry.service.oci import OciService
 from modelregistry.service.policy import PolicyService
+from modelregistry.service.ui_sessions import SessionService
 from modelregistry.service.versions import VersionService
 from modelregistry.storage.database import Database
 from modelregistry.storage.object_store import ObjectStore
@@ -43,6 +44,8 @@ class Services:
     policy: PolicyService
     authenticator: Authenticator
     oci: OciService
+    # Web UI sign-ins (the HTTP edge's ui/ surface).
+    sessions: SessionService
     store_health: StoreHealth = field(default_factory=StoreHealth)
 
 
@@ -63,4 +66,5 @@ def build_services(
         policy=PolicyService(db, page_key),
         authenticator=authenticator,
         oci=OciService(db, store, versions, authenticator, page_key),
+        sessions=SessionService(db, authenticator),
     )

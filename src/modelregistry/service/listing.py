@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from modelregistry.domain.filtering import MODEL_FILTER_FIELDS, VERSION_FILTER_FIELDS, parse_filter
-from modelregistry.domain.models import AliasChange, Model, ModelVersion, Page, StageTransition
+from modelregistry.domain.models import (
+    AliasChange,
+    Model,
+    ModelVersion,
+    Page,
+    StageTransition,
+    VersionMetrics,
+)
 from modelregistry.domain.names import ALL_MODELS, ALL_VERSIONS, VersionRef, model_name
 from modelregistry.domain.ordering import MODEL_ORDER_FIELDS, VERSION_ORDER_FIELDS, parse_order_by
 from modelregistry.domain.page_tokens import (
@@ -58,6 +65,15 @@ class ListingService:
             ):
                 raise model_not_found(only_model)
         return next_page_of_keyed(rows, limit, self._key, binding)
+
+    async def version_metrics(self, model_id: str, limit: int) -> list[VersionMetrics]:
+        """The metrics of the model's `limit` highest versions, highest first (the web UI's
+        chart of a metric across versions: far lighter than whole versions)."""
+        async with self._db.connection() as conn:
+            items = await listing_store.version_metrics(conn, model_id, limit)
+            if not items and await models_store.get_model_id(conn, model_id) is None:
+                raise model_not_found(model_id)
+        return items
 
     async def list_stage_transitions(
         self, ref: VersionRef, page_size: int, page_token: str
