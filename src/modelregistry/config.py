@@ -65,6 +65,10 @@ class Settings:
     # host:port of the HTTP edge (web UI, MLflow REST, OCI distribution, /healthz, /readyz),
     # served by the same process; empty for none. HTTPS with the TLS settings above when set.
     http_listen: str = ""
+    # The HTTP edge's address as clients reach it (e.g. https://registry.example.com behind a
+    # proxy); links handed to clients (MLflow's get-download-uri) start with it. Empty: the
+    # scheme and Host of the request being answered.
+    http_public_url: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -111,6 +115,8 @@ class Settings:
             )
         if self.http_listen and not self.http_listen.rpartition(":")[2].isdigit():
             raise ConfigError(f"MODELREG_HTTP_LISTEN must be host:port, got {self.http_listen!r}")
+        if self.http_public_url and not self.http_public_url.startswith(("http://", "https://")):
+            raise ConfigError("MODELREG_HTTP_PUBLIC_URL must start with http:// or https://")
         self._validate_tls()
 
     @property

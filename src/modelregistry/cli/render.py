@@ -86,11 +86,12 @@ def _details(rows: Iterable[tuple[str, object]], title: str | None = None) -> Ta
 
 
 def model_list(console: Console, models: Sequence[model_pb2.Model], next_page_token: str) -> None:
-    table = _table("MODEL", "OWNER", "LATEST", "LABELS", "UPDATED", "DESCRIPTION")
+    table = _table("MODEL", "DISPLAY NAME", "OWNER", "LATEST", "LABELS", "UPDATED", "DESCRIPTION")
     for m in models:
         _row(
             table,
             m.name.removeprefix("models/"),
+            m.display_name,
             m.owner,
             m.latest_version or "",
             pairs(m.labels),
@@ -106,6 +107,7 @@ def model_detail(console: Console, m: model_pb2.Model) -> None:
         _details(
             [
                 ("name", m.name),
+                ("display name", m.display_name),
                 ("description", m.description),
                 ("owner", m.owner),
                 ("labels", pairs(m.labels)),
