@@ -143,7 +143,12 @@ def server_argv() -> list[str]:
 
 
 def start_server(
-    stack: contextlib.ExitStack, log_path: Path, listen: str, database_url: str, s3: S3Target
+    stack: contextlib.ExitStack,
+    log_path: Path,
+    listen: str,
+    database_url: str,
+    s3: S3Target,
+    http_listen: str = "",
 ) -> subprocess.Popen[bytes]:
     """`modelreg serve` as a child in its own process group, output to log_path.
 
@@ -161,6 +166,7 @@ def start_server(
         MODELREG_S3_ACCESS_KEY=s3.credentials.access_key,
         MODELREG_S3_SECRET_KEY=s3.credentials.secret_key,
         MODELREG_S3_BUCKET=s3.bucket,
+        MODELREG_HTTP_LISTEN=http_listen,
     )
     process = spawn_child(server_argv(), log_path, death_signal=signal.SIGTERM, env=env)
     stack.callback(stop_child, process, signal.SIGTERM, _SERVER_STOP_TIMEOUT_S)

@@ -18,9 +18,11 @@ What it does, in order:
 6. then the artifact transfers of bench.artifacts ("artifacts" in the report): uploads and
    downloads of one random file (--artifact-mib, 2 GiB by default) through ArtifactService
    against minio straight to the same SeaweedFS, concurrent uploads with the server's RSS,
-   an upload deduplicated by its digest, a ranged parallel download.
+   an upload deduplicated by its digest, a ranged parallel download;
+7. the MLflow surface next to gRPC (bench.mlflow_bench, "mlflow" in the report):
+   get_model_version and create_model_version both ways, at 1 and 8 clients.
 
-`--only registry` or `--only artifacts` runs one part.
+`--only registry`, `--only mlflow` or `--only artifacts` runs one part.
 
 The clients are coroutines of this process on one grpc.aio channel (uvloop, as the server),
 with the server's channel options: a second process, as PERF-NOTES measured. On a 2-core
@@ -53,7 +55,7 @@ import psutil
 import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench import artifacts, processes
+from bench import artifacts, mlflow_bench, processes
 from bench.report import Sample, cell, check_targets
 from bench.workloads import LIST_FILTER, LIST_PAGE_SIZE, Op, SeedPlan, Workloads, seed
 from modelregistry import client
@@ -124,7 +126,9 @@ def _parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--duration", type=float, default=4.0, help="seconds measured per cell")
     parser.add_argument("--versions", type=int, default=300, help="versions of the listed model")
     parser.add_argument(
-        "--only", choices=("registry", "artifacts"), help="run one part of the benchmark"
+        "--only",
+        choices=("registry", "mlflow", "artifacts"),
+        help="run one part of the benchmark",
     )
     parser.add_argument(
         "--artifact-mib",
@@ -152,6 +156,7 @@ def _run(stack: contextlib.ExitStack, options: Options) -> dict[str, Any]:
     taken = set(seaweed_ports.all())
     postgres_port = processes.free_port(exclude=taken)
     server_port = processes.free_port(exclude=taken | {postgres_port})
+    http_port = processes.free_port(exclude=taken | {postgres_port, server_port})
     _say(f"starting SeaweedFS (S3 on 127.0.0.1:{seaweed_ports.s3}) in {workdir} ...")
     # Launched first and awaited after PostgreSQL: start-up costs the slower of the two.
     seaweed = processes.launch_seaweed(stack, workdir / "seaweedfs", seaweed_ports)
@@ -166,7 +171,10 @@ def _run(stack: contextlib.ExitStack, options: Options) -> dict[str, Any]:
     listen = f"127.0.0.1:{server_port}"
     log_path = workdir / "server.log"
     _say(f"starting `modelreg serve` on {listen} (log level warning) ...")
-    server = processes.start_server(stack, log_path, listen, postgres.dsn, s3)
+    http_url = f"http://127.0.0.1:{http_port}"
+    server = processes.start_server(
+        stack, log_path, listen, postgres.dsn, s3, http_listen=f"127.0.0.1:{http_port}"
+    )
     meters = Meters(
         server=psutil.Process(server.pid),
         client=psutil.Process(os.getpid()),
@@ -177,7 +185,14 @@ def _run(stack: contextlib.ExitStack, options: Options) -> dict[str, Any]:
     )
     try:
         report = uvloop.run(
-            _drive(listen, postgres.dsn, server, meters, options, (workdir, s3, transfer_meters))
+            _drive(
+                (listen, http_url),
+                postgres.dsn,
+                server,
+                meters,
+                options,
+                (workdir, s3, transfer_meters),
+            )
         )
     except Exception:
         _say(f"server log ({log_path}), last lines:\n{processes.server_log_tail(log_path)}")
@@ -191,13 +206,14 @@ def _run(stack: contextlib.ExitStack, options: Options) -> dict[str, Any]:
 
 
 async def _drive(
-    target: str,
+    targets: tuple[str, str],
     database_url: str,
     server: subprocess.Popen[bytes],
     meters: Meters,
     options: Options,
     transfers: tuple[Path, processes.S3Target, artifacts.Meters],
 ) -> dict[str, Any]:
+    target, http_url = targets
     async with grpc.aio.insecure_channel(target, options=GRPC_OPTIONS) as probe:
         health_warning = await _wait_serving(probe, server)
     token = await _admin_token(database_url)
@@ -205,9 +221,27 @@ async def _drive(
         target, options=GRPC_OPTIONS, interceptors=client.bearer_interceptors(token)
     ) as channel:
         report: dict[str, Any] = {}
-        if options.only != "artifacts":
+        if options.only in (None, "registry"):
             report.update(await _registry(channel, server, meters, options))
-        if options.only != "registry":
+        if options.only in (None, "mlflow"):
+            _say("MLflow surface next to gRPC: get_model_version, create_model_version ...")
+
+            async def measure(op: mlflow_bench.Op, concurrency: int) -> dict[str, Any]:
+                await _measure(op, concurrency, options.warmup_s, 0.0, meters)
+                sample = await _measure(
+                    op, concurrency, options.warmup_s, options.duration_s, meters
+                )
+                return cell(sample)
+
+            report["mlflow"] = await mlflow_bench.run(
+                registry_service_pb2_grpc.RegistryServiceStub(channel),
+                http_url,
+                token,
+                measure,
+                CONCURRENCY,
+            )
+            _say(f"mlflow: {json.dumps(report['mlflow'])}")
+        if options.only in (None, "artifacts"):
             workdir, s3, transfer_meters = transfers
             report["artifacts"] = await artifacts.run(
                 channel, workdir, s3, transfer_meters, options.artifact_mib
@@ -400,9 +434,9 @@ def _setup(options: Options, postgres_port: int, s3_port: int) -> dict[str, Any]
         "TransitionModelVersionStage": "each client owns 4 versions of a separate model and "
         "moves them STAGING <-> ARCHIVED (the first move is DEVELOPMENT -> STAGING)",
     }
-    if options.only != "artifacts":
+    if options.only in (None, "registry"):
         common.update(registry)
-    if options.only != "registry":
+    if options.only in (None, "artifacts"):
         common["artifacts"] = artifacts.setup(options.artifact_mib)
     return common
 
