@@ -40,14 +40,18 @@ def mlflow_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPat
 
 @contextmanager
 def token_env(token: str) -> Iterator[None]:
-    """MLFLOW_TRACKING_TOKEN for the calls inside (the client reads it on every request)."""
+    """MLFLOW_TRACKING_TOKEN for the calls inside (the client reads it on every request);
+    none for an empty token."""
     previous = os.environ.get("MLFLOW_TRACKING_TOKEN")
-    os.environ["MLFLOW_TRACKING_TOKEN"] = token
+    if token:
+        os.environ["MLFLOW_TRACKING_TOKEN"] = token
+    else:
+        os.environ.pop("MLFLOW_TRACKING_TOKEN", None)
     try:
         yield
     finally:
         if previous is None:
-            del os.environ["MLFLOW_TRACKING_TOKEN"]
+            os.environ.pop("MLFLOW_TRACKING_TOKEN", None)
         else:
             os.environ["MLFLOW_TRACKING_TOKEN"] = previous
 

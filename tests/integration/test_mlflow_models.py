@@ -235,3 +235,17 @@ async def test_a_missing_token_is_unauthenticated(http_base_url: str) -> None:
         return str(caught.value.error_code)
 
     assert await in_thread("", work) == "UNAUTHENTICATED"
+
+
+async def test_basic_auth_with_the_token_as_password(
+    http_base_url: str, admin_token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "ci")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", admin_token)
+
+    def work() -> str:
+        client = MlflowClient(registry_uri=http_base_url)
+        return str(client.create_registered_model("Basic").name)
+
+    # No MLFLOW_TRACKING_TOKEN: the client sends Basic credentials.
+    assert await in_thread("", work) == "Basic"
