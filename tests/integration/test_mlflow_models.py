@@ -10,6 +10,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from integration import helpers
 from integration.mlflow_support import in_thread, mlflow_env
@@ -111,6 +112,13 @@ async def test_pyfunc_uploaded_through_mlflow_loads_by_alias_and_predicts(
         assert Path(local).read_bytes() == (model_dir / "MLmodel").read_bytes()
 
     await in_thread(admin_token, listing)
+
+    # Downloads are streamed with Range, as any HTTP client may ask.
+    async with httpx.AsyncClient(headers={"authorization": f"Bearer {admin_token}"}) as http:
+        ranged = await http.get(f"{uri}/MLmodel", headers={"range": "bytes=0-9"})
+    assert ranged.status_code == 206
+    assert ranged.content == (model_dir / "MLmodel").read_bytes()[:10]
+    assert ranged.headers["etag"] == f'"{mlmodel.sha256}"'
 
 
 async def test_pyfunc_uploaded_with_modelreg_upload_loads_by_alias(
