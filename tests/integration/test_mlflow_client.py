@@ -57,6 +57,12 @@ async def test_registered_model_and_versions_round_trip_through_the_mlflow_clien
         ]  # fmt: skip
         assert [v.version for v in versions] == ["1", "2", "3"]
         assert all(v.status == "READY" and v.current_stage == "None" for v in versions)
+        linked = client.create_model_version(
+            "Fraud Detector", source="s3://bucket/model/4", run_link="http://tracking/#/runs/r4",
+            model_id="m-4",
+        )  # fmt: skip
+        # model_id is kept (the client's ModelVersion does not read it back; gRPC shows it).
+        assert linked.run_link == "http://tracking/#/runs/r4"
         one = client.get_model_version(NAME, "1")
         assert (one.source, one.run_id, one.tags, one.description) == (
             "s3://bucket/model/1", "run1", {"n": "1"}, "v1",
@@ -83,7 +89,7 @@ async def test_registered_model_and_versions_round_trip_through_the_mlflow_clien
 
         latest = client.get_latest_versions(NAME)
         assert {(v.version, v.current_stage) for v in latest} == {
-            ("1", "Archived"), ("2", "Production"), ("3", "Staging"),
+            ("1", "Archived"), ("2", "Production"), ("3", "Staging"), ("4", "None"),
         }  # fmt: skip
         assert [v.version for v in client.get_latest_versions(NAME, ["Production"])] == ["2"]
 
@@ -102,10 +108,12 @@ async def test_registered_model_and_versions_round_trip_through_the_mlflow_clien
         def found(filter_string: str) -> list[str]:
             return sorted(v.version for v in client.search_model_versions(filter_string))
 
-        assert found(f"name = '{NAME}'") == ["1", "2", "3"]
+        assert found(f"name = '{NAME}'") == ["1", "2", "3", "4"]
         assert found("run_id = 'run2'") == ["2"]
         assert found("run_id IN ('run1', 'run3')") == ["1", "3"]
-        assert found("source_path LIKE 's3://bucket/model/%' AND version_number > 1") == ["2", "3"]
+        assert found("source_path LIKE 's3://bucket/model/%' AND version_number > 1") == [
+            "2", "3", "4",
+        ]  # fmt: skip
         assert found("tags.checked = 'yes'") == ["1"]
         with pytest.raises(MlflowException) as unsupported:
             client.search_model_versions("attributes.status = 'READY'")
@@ -122,7 +130,7 @@ async def test_registered_model_and_versions_round_trip_through_the_mlflow_clien
 
         client.transition_model_version_stage("Fraud Detector v2", "2", "Archived")
         client.delete_model_version("Fraud Detector v2", "3")
-        assert found("name='Fraud Detector v2'") == ["1", "2"]
+        assert found("name='Fraud Detector v2'") == ["1", "2", "4"]
 
     await in_thread(admin_token, work)
 
@@ -131,6 +139,11 @@ async def test_registered_model_and_versions_round_trip_through_the_mlflow_clien
     model = await registry.GetModel(pb.GetModelRequest(name="models/fraud-detector"))
     assert model.display_name == "Fraud Detector v2"
     assert model.labels["stage.owner"] == "x" * 5000
+    linked = await registry.GetModelVersion(
+        pb.GetModelVersionRequest(name="models/fraud-detector/versions/4")
+    )
+    assert linked.parameters["mlflow.model_id"] == "m-4"
+    assert linked.lineage.source.repository_uri == "s3://bucket/model/4"
     listed = await registry.ListModels(pb.ListModelsRequest(filter='labels.mlflow.note:"line 2"'))
     assert [m.name for m in listed.models] == ["models/fraud-detector"]
 
