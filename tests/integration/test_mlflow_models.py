@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +26,15 @@ from modelregistry.cli.main import app
 from modelregistry.domain.access import Role
 from modelregistry.v1 import collaboration_pb2 as co
 from modelregistry.v1 import collaboration_service_pb2 as cpb
+from modelregistry.v1 import model_version_pb2 as mv
 from modelregistry.v1 import policy_pb2 as pp
 from modelregistry.v1 import policy_service_pb2 as ppb
+from modelregistry.v1 import registry_service_pb2 as pb
 from modelregistry.v1.artifact_service_pb2 import ListArtifactsRequest
 from modelregistry.v1.artifact_service_pb2_grpc import ArtifactServiceStub
 from modelregistry.v1.collaboration_service_pb2_grpc import CollaborationServiceStub
 from modelregistry.v1.policy_service_pb2_grpc import PolicyServiceStub
+from modelregistry.v1.registry_service_pb2_grpc import RegistryServiceStub
 
 __all__ = ["mlflow_env"]
 
@@ -257,3 +262,75 @@ async def test_basic_auth_with_the_token_as_password(
 
     # No MLFLOW_TRACKING_TOKEN: the client sends Basic credentials.
     assert await in_thread("", work) == "Basic"
+
+
+async def test_an_upload_keeps_the_version_pending_until_its_file_is_committed(
+    http_base_url: str,
+    admin_token: str,
+    registry: RegistryServiceStub,
+    migrated_database_url: str,
+) -> None:
+    """The PUT that MLflow's HTTP artifact repository sends, held open half way (raw httpx:
+    the client cannot pause), then finished; and one that breaks off."""
+    await registry.CreateModel(pb.CreateModelRequest(model_id="held"))
+    await registry.CreateModelVersion(pb.CreateModelVersionRequest(parent="models/held"))
+    version = "models/held/versions/1"
+    url = f"{http_base_url}/api/2.0/mlflow-artifacts/artifacts/models/held/1"
+    first, rest = os.urandom(3 << 20), os.urandom(2 << 20)
+    release = asyncio.Event()
+
+    async def held_body() -> AsyncIterator[bytes]:
+        yield first
+        await release.wait()
+        yield rest
+
+    async def status() -> int:
+        found = await registry.GetModelVersion(pb.GetModelVersionRequest(name=version))
+        return found.status
+
+    headers = {"authorization": f"Bearer {admin_token}"}
+    async with httpx.AsyncClient(headers=headers, timeout=60) as http:
+        upload = asyncio.create_task(
+            http.put(
+                f"{url}/weights.bin",
+                content=held_body(),
+                headers={"content-length": str(len(first) + len(rest))},
+            )
+        )
+        for _ in range(600):
+            if await status() == mv.MODEL_VERSION_STATUS_PENDING:
+                break
+            await asyncio.sleep(0.05)
+        assert await status() == mv.MODEL_VERSION_STATUS_PENDING
+        release.set()
+        assert (await upload).status_code == 200
+        assert await status() == mv.MODEL_VERSION_STATUS_READY
+        stored = await http.get(f"{url}/weights.bin")
+        assert hashlib.sha256(stored.content).digest() == hashlib.sha256(first + rest).digest()
+
+        async def broken_body() -> AsyncIterator[bytes]:
+            yield first
+            raise ConnectionAbortedError("the client went away")
+
+        with pytest.raises(ConnectionAbortedError):
+            await http.put(
+                f"{url}/broken.bin",
+                content=broken_body(),
+                headers={"content-length": str(len(first) * 2)},
+            )
+        # The server notices the broken body whenever it reads on; wait for its abort.
+        for _ in range(600):
+            rows = await helpers.audit_rows(migrated_database_url)
+            if any(
+                r["resource"].endswith("/artifacts/broken.bin")
+                and (r["after"] or {}).get("state") == "ABORTED"
+                for r in rows
+            ):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(f"no abort was recorded: {[r['resource'] for r in rows]}")
+        assert await status() == mv.MODEL_VERSION_STATUS_READY
+        missing = await http.get(f"{url}/broken.bin")
+        assert missing.status_code == 404
+        assert missing.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
