@@ -173,6 +173,7 @@ def start_server(
         MODELREG_S3_ACCESS_KEY=s3.credentials.access_key,
         MODELREG_S3_SECRET_KEY=s3.credentials.secret_key,
         MODELREG_S3_BUCKET=s3.bucket,
+        MODELREG_HTTP_LISTEN=http_listen,
     )
     if s3.ca_file is not None:
         env.update(MODELREG_S3_SECURE="true", MODELREG_S3_CA_FILE=str(s3.ca_file))

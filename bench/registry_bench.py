@@ -26,7 +26,11 @@ What it does, in order:
 Between 5 and 6, the web UI ("ui" in the report, bench.ui): the response time of the page of a
 model with 1,000 versions, over the server's HTTP port.
 
-`--only registry`, `--only ui`, `--only artifacts` or `--only oci` runs one part.
+8. the MLflow surface next to gRPC (bench.mlflow_bench, "mlflow" in the report):
+   get_model_version and create_model_version both ways, at 1 and 8 clients.
+
+`--only registry`, `--only ui`, `--only mlflow`, `--only artifacts` or `--only oci` runs one
+part.
 
 The clients are coroutines of this process on one grpc.aio channel (uvloop, as the server),
 with the server's channel options: a second process, as PERF-NOTES measured. On a 2-core
@@ -59,7 +63,7 @@ import psutil
 import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench import artifacts, oci, processes, ui
+from bench import artifacts, mlflow_bench, oci, processes, ui
 from bench.certificates import make_store_certificates
 from bench.report import Sample, cell, check_targets
 from bench.workloads import LIST_FILTER, LIST_PAGE_SIZE, Op, SeedPlan, Workloads, seed
@@ -146,7 +150,7 @@ def _parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--versions", type=int, default=300, help="versions of the listed model")
     parser.add_argument(
         "--only",
-        choices=("registry", "ui", "artifacts", "oci"),
+        choices=("registry", "ui", "mlflow", "artifacts", "oci"),
         help="run one part of the benchmark",
     )
     parser.add_argument(
@@ -275,6 +279,24 @@ async def _drive(
             _say(f"seeding {ui.VERSIONS} versions and timing the web UI's model page ...")
             report["ui"] = await ui.run(channel, http_url, token)
             _say(f"ui: {json.dumps(report['ui'])}")
+        if options.only in (None, "mlflow"):
+            _say("MLflow surface next to gRPC: get_model_version, create_model_version ...")
+
+            async def measure(op: mlflow_bench.Op, concurrency: int) -> dict[str, Any]:
+                await _measure(op, concurrency, options.warmup_s, 0.0, meters)
+                sample = await _measure(
+                    op, concurrency, options.warmup_s, options.duration_s, meters
+                )
+                return cell(sample)
+
+            report["mlflow"] = await mlflow_bench.run(
+                registry_service_pb2_grpc.RegistryServiceStub(channel),
+                http_url,
+                token,
+                measure,
+                CONCURRENCY,
+            )
+            _say(f"mlflow: {json.dumps(report['mlflow'])}")
         if options.only in (None, "artifacts"):
             report["artifacts"] = await _artifacts(channel, token, options, transfers)
         if options.only in (None, "oci"):

@@ -77,6 +77,10 @@ class Settings:
     # OCI blob GETs answer with a redirect to a short-lived presigned store URL, so that the
     # bytes flow straight from the store (which clients must then be able to reach).
     oci_blob_redirect: bool = False
+    # The HTTP edge's address as clients reach it (e.g. https://registry.example.com behind a
+    # proxy); links handed to clients (MLflow's get-download-uri) start with it. Empty: the
+    # scheme and Host of the request being answered.
+    http_public_url: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -125,6 +129,8 @@ class Settings:
             )
         if self.http_listen and not self.http_listen.rpartition(":")[2].isdigit():
             raise ConfigError(f"MODELREG_HTTP_LISTEN must be host:port, got {self.http_listen!r}")
+        if self.http_public_url and not self.http_public_url.startswith(("http://", "https://")):
+            raise ConfigError("MODELREG_HTTP_PUBLIC_URL must start with http:// or https://")
         self._validate_tls()
         if self.s3_ca_file:
             if not self.s3_secure:

@@ -67,7 +67,10 @@ def timestamp(value: datetime) -> Timestamp:
 
 def model_content_from_proto(model: model_pb2.Model) -> dm.ModelContent:
     return dm.ModelContent(
-        description=model.description, owner=model.owner, labels=dict(model.labels)
+        description=model.description,
+        owner=model.owner,
+        labels=dict(model.labels),
+        display_name=model.display_name,
     )
 
 
@@ -81,6 +84,7 @@ def model_to_proto(model: dm.Model) -> model_pb2.Model:
         create_time=timestamp(model.create_time),
         update_time=timestamp(model.update_time),
         etag=model.etag,
+        display_name=model.content.display_name,
     )
 
 

@@ -97,3 +97,8 @@ class ErrorReason(StrEnum):
     SESSION_REQUIRED = "SESSION_REQUIRED"
     CSRF_TOKEN_INVALID = "CSRF_TOKEN_INVALID"  # noqa: S105 (a reason, not a secret)
     STATIC_NOT_FOUND = "STATIC_NOT_FOUND"
+
+    # MLflow surface (/api/2.0/mlflow)
+    DISPLAY_NAME_TAKEN = "DISPLAY_NAME_TAKEN"
+    TAG_NOT_FOUND = "TAG_NOT_FOUND"
+    ENDPOINT_NOT_FOUND = "ENDPOINT_NOT_FOUND"

@@ -108,6 +108,7 @@ def field_catalogue(*specs: FieldSpec) -> Mapping[str, FieldSpec]:
 
 MODEL_FILTER_FIELDS = field_catalogue(
     FieldSpec("name", FieldKind.STRING),
+    FieldSpec("display_name", FieldKind.STRING),
     FieldSpec("owner", FieldKind.STRING),
     FieldSpec("description", FieldKind.STRING),
     FieldSpec("labels", FieldKind.STRING_MAP),
@@ -117,6 +118,7 @@ MODEL_FILTER_FIELDS = field_catalogue(
 
 VERSION_FILTER_FIELDS = field_catalogue(
     FieldSpec("name", FieldKind.STRING),  # the model id
+    FieldSpec("display_name", FieldKind.STRING),  # the model's display name
     FieldSpec("owner", FieldKind.STRING),  # the model's owner
     FieldSpec("version", FieldKind.INTEGER),
     FieldSpec(
@@ -128,6 +130,7 @@ VERSION_FILTER_FIELDS = field_catalogue(
     FieldSpec("status", FieldKind.ENUM, ("PENDING", "READY"), "MODEL_VERSION_STATUS_"),
     FieldSpec("description", FieldKind.STRING),
     FieldSpec("run_id", FieldKind.STRING),
+    FieldSpec("source", FieldKind.STRING),  # lineage.source.repository_uri
     FieldSpec("created_by", FieldKind.STRING),
     FieldSpec("labels", FieldKind.STRING_MAP),
     FieldSpec("parameters", FieldKind.STRING_MAP),
@@ -181,6 +184,18 @@ class Present:
 
 
 @dataclass(frozen=True)
+class Like:
+    """SQL LIKE (``%`` and ``_`` wildcards) on a string field or a STRING_MAP entry, made
+    only by the MLflow search translation; the AIP-160 grammar has ``:`` instead."""
+
+    field: str
+    key: str | None
+    kind: FieldKind
+    pattern: str
+    case_insensitive: bool
+
+
+@dataclass(frozen=True)
 class Not:
     operand: Expr
 
@@ -195,7 +210,7 @@ class Or:
     operands: tuple[Expr, ...]
 
 
-Expr = Compare | Contains | Present | Not | And | Or
+Expr = Compare | Contains | Present | Like | Not | And | Or
 
 
 def parse_filter(text: str, fields: Mapping[str, FieldSpec]) -> Expr | None:

@@ -59,6 +59,8 @@ class ModelContent:
     description: str = ""
     owner: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+    # Free-form and unique (MLflow's "name"); empty when setting means "the model id".
+    display_name: str = ""
 
 
 @dataclass

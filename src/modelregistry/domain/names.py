@@ -218,3 +218,20 @@ def parse_token_name(name: str, path: str) -> str:
             path, f"{excerpt(name)} is not a token name: expected tokens/{{uuid}}"
         )
     return token_id
+
+
+_NOT_IN_MODEL_IDS = re.compile(r"[^a-z0-9._-]+")
+_MAX_MODEL_ID = 63
+
+
+def model_id_candidates(display_name: str, tries: int) -> list[str]:
+    """Model ids for a model known by `display_name` (an MLflow name), best first: the name
+    lowercased with every run of other characters made one '-', then the same with "-2",
+    "-3", ... for when the first is taken. Each is a valid model id."""
+    base = _NOT_IN_MODEL_IDS.sub("-", display_name.lower())
+    base = base.strip("._-")[:_MAX_MODEL_ID].rstrip("._-") or "model"
+    candidates = [base]
+    for number in range(2, tries + 1):
+        suffix = f"-{number}"
+        candidates.append(base[: _MAX_MODEL_ID - len(suffix)].rstrip("._-") + suffix)
+    return candidates

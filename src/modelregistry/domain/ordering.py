@@ -49,6 +49,7 @@ MODEL_ORDER_FIELDS = OrderCatalogue(
     fields=MappingProxyType(
         {
             "name": FieldKind.STRING,
+            "display_name": FieldKind.STRING,
             "create_time": FieldKind.TIMESTAMP,
             "update_time": FieldKind.TIMESTAMP,
         }
@@ -59,6 +60,7 @@ MODEL_ORDER_FIELDS = OrderCatalogue(
 VERSION_ORDER_FIELDS = OrderCatalogue(
     fields=MappingProxyType(
         {
+            "display_name": FieldKind.STRING,
             "version": FieldKind.INTEGER,
             "create_time": FieldKind.TIMESTAMP,
             "update_time": FieldKind.TIMESTAMP,

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from modelregistry.domain.errors import InvalidArgument, excerpt
 
-MODEL_UPDATABLE = ("description", "owner", "labels")
+MODEL_UPDATABLE = ("description", "owner", "labels", "display_name")
 MODEL_OUTPUT_ONLY = ("name", "latest_version", "create_time", "update_time", "etag")
 VERSION_UPDATABLE = (
     "description", "lineage", "parameters", "metrics", "input_schema", "output_schema", "labels",

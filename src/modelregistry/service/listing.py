@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from modelregistry.domain.filtering import MODEL_FILTER_FIELDS, VERSION_FILTER_FIELDS, parse_filter
+from modelregistry.domain.filtering import (
+    MODEL_FILTER_FIELDS,
+    VERSION_FILTER_FIELDS,
+    Expr,
+    parse_filter,
+)
 from modelregistry.domain.models import (
     AliasChange,
     Model,
@@ -12,7 +17,12 @@ from modelregistry.domain.models import (
     VersionMetrics,
 )
 from modelregistry.domain.names import ALL_MODELS, ALL_VERSIONS, VersionRef, model_name
-from modelregistry.domain.ordering import MODEL_ORDER_FIELDS, VERSION_ORDER_FIELDS, parse_order_by
+from modelregistry.domain.ordering import (
+    MODEL_ORDER_FIELDS,
+    VERSION_ORDER_FIELDS,
+    OrderKey,
+    parse_order_by,
+)
 from modelregistry.domain.page_tokens import (
     CursorValue,
     decode_cursor,
@@ -36,10 +46,22 @@ class ListingService:
     async def list_models(
         self, page_size: int, page_token: str, filter_text: str, order_by: str
     ) -> Page[Model]:
-        limit = resolve_page_size(page_size)
         where = parse_filter(filter_text, MODEL_FILTER_FIELDS)
         order = parse_order_by(order_by, MODEL_ORDER_FIELDS)
         binding = page_token_binding("ListModels", "", filter_text, order_by)
+        return await self.search_models(where, order, binding, page_size, page_token)
+
+    async def search_models(
+        self,
+        where: Expr | None,
+        order: list[OrderKey],
+        binding: str,
+        page_size: int,
+        page_token: str,
+    ) -> Page[Model]:
+        """Models matching a filter another surface parsed (MLflow's search); `binding` ties
+        its page tokens to that surface's filter and order text."""
+        limit = resolve_page_size(page_size)
         cursor = self._keyset_cursor(binding, page_token)
         async with self._db.connection() as conn:
             rows = await listing_store.list_models(conn, where, order, cursor, limit + 1)
@@ -48,10 +70,22 @@ class ListingService:
     async def list_versions(
         self, model_id: str, page_size: int, page_token: str, filter_text: str, order_by: str
     ) -> Page[ModelVersion]:
-        limit = resolve_page_size(page_size)
         where = parse_filter(filter_text, VERSION_FILTER_FIELDS)
         order = parse_order_by(order_by, VERSION_ORDER_FIELDS)
         binding = page_token_binding("ListModelVersions", model_id, filter_text, order_by)
+        return await self.search_versions(model_id, where, order, binding, page_size, page_token)
+
+    async def search_versions(
+        self,
+        model_id: str,
+        where: Expr | None,
+        order: list[OrderKey],
+        binding: str,
+        page_size: int,
+        page_token: str,
+    ) -> Page[ModelVersion]:
+        """Versions matching a filter another surface parsed (see search_models)."""
+        limit = resolve_page_size(page_size)
         cursor = self._keyset_cursor(binding, page_token)
         only_model = None if model_id == ALL_MODELS else model_id
         async with self._db.connection() as conn:

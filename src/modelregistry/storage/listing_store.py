@@ -20,6 +20,7 @@ from modelregistry.storage.sql_filters import compile_filter, compile_order
 
 MODEL_FIELD_COLUMNS = {
     "name": "m.name",
+    "display_name": "m.display_name",
     "owner": "m.owner",
     "description": "m.description",
     "labels": "m.labels",
@@ -28,6 +29,8 @@ MODEL_FIELD_COLUMNS = {
 }
 VERSION_FIELD_COLUMNS = {
     "name": "m.name",
+    "display_name": "m.display_name",
+    "source": "v.source_repository",
     "owner": "m.owner",
     "version": "v.version",
     "stage": "v.stage",

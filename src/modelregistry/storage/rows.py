@@ -22,7 +22,7 @@ Row = Mapping[str, Any]
 
 MODEL_COLUMNS = (
     "m.id, m.name, m.description, m.owner, m.labels, m.latest_version, m.revision, "
-    "m.create_time, m.update_time"
+    "m.create_time, m.update_time, m.display_name"
 )
 VERSION_COLUMNS = (
     "v.id, m.name AS model, v.version, v.description, v.source_repository, v.source_commit, "
@@ -49,7 +49,10 @@ def model_from_row(row: Row) -> Model:
         id=row["id"],
         name=row["name"],
         content=ModelContent(
-            description=row["description"], owner=row["owner"], labels=row["labels"]
+            description=row["description"],
+            owner=row["owner"],
+            labels=row["labels"],
+            display_name=row["display_name"],
         ),
         latest_version=row["latest_version"],
         revision=row["revision"],
