@@ -44,7 +44,7 @@ def test_distinct_metric_keys_may_be_combined() -> None:
     ("text", "catalogue", "expected"),
     [
         ("colour", MODEL_ORDER_FIELDS, "cannot order by 'colour'"),
-        ("version", MODEL_ORDER_FIELDS, "the fields you can order by are name, create_time"),
+        ("version", MODEL_ORDER_FIELDS, "the fields you can order by are name, display_name"),
         ("metrics.loss", MODEL_ORDER_FIELDS, "cannot order by 'metrics.loss'"),
         ("name, name desc", MODEL_ORDER_FIELDS, "names name twice"),
         ("metrics.a, metrics.a desc", VERSION_ORDER_FIELDS, "names metrics.a twice"),
