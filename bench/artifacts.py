@@ -6,11 +6,16 @@ Measured in one run, on one random file written once into the temporary director
   of it (16 MiB parts), then a download of it through the service and a minio
   `get_object().stream(1 MiB)`; the order of service and direct alternates between rounds.
   Both downloads discard what they receive (they count the bytes): the sinks are the same.
-* CONCURRENT_UPLOADS concurrent uploads of a quarter of the file each (distinct content), with
-  the server's RSS sampled every RSS_SAMPLE_S, and its idle RSS read just before.
+  Once with the store reached over http (a server configured so, and minio over http), then
+  once over https (a second server, configured with the store's CA, and minio over https):
+  one SeaweedFS serves both. The server's CPU per MB is read for each path.
+* The four quarters of the file uploaded one after another, then all four at once (the
+  parallel upload ratio), with the server's RSS sampled every RSS_SAMPLE_S during the
+  concurrent ones and its idle RSS read just before.
 * An upload of half the file, stored once beforehand, with its SHA-256 declared: the time from
   StartUpload until the artifact is COMMITTED (the digest is computed beforehand, untimed).
 * A download of the whole file in DOWNLOAD_STREAMS ranged streams at once (aggregate).
+* The server's RSS before any transfer and IDLE_AFTER_S after the last one.
 
 The service client is this process (apart from the server), on a grpc.aio channel with
 `modelregistry.server.GRPC_OPTIONS`, sending 1 MiB chunks read with `readinto`. The throughput
@@ -22,6 +27,7 @@ drops the new object: the bytes still travel and are stored, only the copy is de
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import os
 import random
@@ -29,16 +35,25 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 import psutil
+import urllib3
 from minio import Minio
 
 from bench import processes
-from bench.report import ARTIFACT_TARGETS, check_targets, mb_per_s, median, ratio
+from bench.report import (
+    ARTIFACT_TARGETS,
+    TRANSFER_TARGETS,
+    check_targets,
+    cpu_ms_per_mb,
+    mb_per_s,
+    median,
+    ratio,
+)
 from modelregistry.v1 import (
     artifact_pb2,
     artifact_service_pb2,
@@ -57,6 +72,10 @@ CONCURRENT_UPLOADS = 4
 DOWNLOAD_STREAMS = 4
 RSS_SAMPLE_S = 0.05
 IDLE_BEFORE_RSS_S = 2.0
+# Issue 14: idle RSS is back within IDLE_RSS_SLACK_MIB of its pre-transfer level this long
+# after the last transfer.
+IDLE_AFTER_S = 10.0
+IDLE_RSS_SLACK_MIB = 40.0
 START_ATTEMPTS = 5
 MODEL = "bench-artifacts"
 DIRECT_PREFIX = "bench-direct/"
@@ -103,6 +122,7 @@ class Busy:
     server_s: float = 0.0
     seaweed_s: float = 0.0
     client_s: float = 0.0
+    bytes: int = 0
 
     def cores(self) -> dict[str, float]:
         """Mean cores each process kept busy during these transfers."""
@@ -118,11 +138,22 @@ class Busy:
 class Timed:
     """Runs transfers, timing each and adding the CPU it cost to its kind."""
 
-    def __init__(self, meters: Meters) -> None:
+    def __init__(self, meters: Meters, busy: dict[str, Busy] | None = None) -> None:
         self.meters = meters
-        self.busy: dict[str, Busy] = {}
+        self.busy: dict[str, Busy] = {} if busy is None else busy
 
-    async def run(self, kind: str, work: Callable[[], Awaitable[T]]) -> tuple[float, T]:
+    def reading(self, server: psutil.Process) -> Timed:
+        """The same tally, reading the CPU of another server (the https one)."""
+        return Timed(replace(self.meters, server=server), self.busy)
+
+    def server_cpu_ms_per_mb(self, kind: str) -> float | None:
+        busy = self.busy.get(kind)
+        return cpu_ms_per_mb(busy.server_s, busy.bytes) if busy else None
+
+    async def run(
+        self, kind: str, work: Callable[[], Awaitable[T]], size: int = 0
+    ) -> tuple[float, T]:
+        """Time `work`, a transfer of `size` bytes (0: not counted per MB)."""
         before = self.meters.read()
         started = time.perf_counter()
         result = await work()
@@ -133,6 +164,7 @@ class Timed:
         busy.server_s += after[0] - before[0]
         busy.seaweed_s += after[1] - before[1]
         busy.client_s += after[2] - before[2]
+        busy.bytes += size
         return elapsed, result
 
 
@@ -286,7 +318,15 @@ class DirectClient:
             s3.endpoint,
             access_key=s3.credentials.access_key,
             secret_key=s3.credentials.secret_key,
-            secure=False,
+            secure=s3.secure,
+            # As minio's own pool, but trusting the bench's throwaway CA over https.
+            http_client=urllib3.PoolManager(
+                timeout=urllib3.Timeout(connect=5.0, read=120.0),
+                maxsize=10,
+                cert_reqs="CERT_REQUIRED",
+                ca_certs=str(s3.ca_file) if s3.ca_file else None,
+                retries=urllib3.Retry(total=3, backoff_factor=0.2),
+            ),
         )
 
     def put(self, source: Path, key: str) -> None:
@@ -336,80 +376,164 @@ class RssSampler:
         self.samples += 1
 
 
+@dataclass(frozen=True)
+class Route:
+    """One way to the store: a server configured for it, and the same store for minio."""
+
+    protocol: str  # "http" or "https", between the server (or minio) and the store
+    channel: grpc.aio.Channel  # to a `modelreg serve` whose S3 settings use that protocol
+    server: psutil.Process
+    s3: processes.S3Target
+
+
 async def run(
-    channel: grpc.aio.Channel,
+    http: Route,
+    https: Route,
     workdir: Path,
-    s3: processes.S3Target,
     meters: Meters,
     size_mib: int,
 ) -> dict[str, Any]:
+    """`meters.server` is the http route's server: RSS and the single-protocol figures."""
     size = size_mib * MIB
     _say(f"artifacts: writing a {size_mib} MiB random file into {workdir} ...")
     source = await asyncio.to_thread(make_source, workdir / "artifact.bin", size)
-    parent = await _version(registry_service_pb2_grpc.RegistryServiceStub(channel))
-    service = ServiceClient(channel, parent, size)
-    direct = DirectClient(s3)
     timed = Timed(meters)
     warnings: list[str] = []
-
-    rounds = await _throughput_rounds(service, direct, timed, source)
     report: dict[str, Any] = {}
-    for key in ("upload_mb_s", "direct_put_mb_s", "download_mb_s", "direct_get_mb_s"):
-        report[key] = median([r[key] for r in rounds])
-    report["upload_ratio"] = ratio(report["upload_mb_s"], report["direct_put_mb_s"])
-    report["download_ratio"] = ratio(report["download_mb_s"], report["direct_get_mb_s"])
+    rss_before = processes.rss_mib(meters.server)
+
+    service = await _service_client(http.channel, size)
+    rounds = await _throughput_rounds(service, DirectClient(http.s3), timed, source, "")
+    report.update(_round_medians(rounds, ""))
+    https_service = await _service_client(https.channel, size)
+    https_rounds = await _throughput_rounds(
+        https_service, DirectClient(https.s3), timed.reading(https.server), source, "_https"
+    )
+    report.update(_round_medians(https_rounds, "_https"))
 
     parallel = []
     for _ in range(ROUNDS):
         elapsed, received = await timed.run(
-            "parallel_download", lambda: _parallel_download(service, source.size)
+            "parallel_download", lambda: _parallel_download(service, source.size), source.size
         )
         _check_size("parallel download", received, source.size)
         parallel.append(mb_per_s(source.size, elapsed))
     report["parallel_download_mb_s"] = median(parallel)
     _say(f"artifacts: parallel download {parallel} MB/s")
 
-    await asyncio.sleep(IDLE_BEFORE_RSS_S)
-    idle = processes.rss_mib(meters.server)
-    with RssSampler(meters.server, RSS_SAMPLE_S) as sampler:
-        elapsed, uploads = await timed.run(
-            "concurrent_upload", lambda: _concurrent_uploads(service, source)
-        )
-    peak = round(max(sampler.peak_bytes / MIB, idle), 1)
-    for index, uploaded in enumerate(uploads):
-        _check_artifact(uploaded, source.quarter, source.quarter_sha256[index])
-    report["concurrent_upload_mb_s"] = mb_per_s(source.size, elapsed)
-    report["server_rss_idle_mib"] = idle
-    report["server_rss_peak_mib"] = peak
-    report["server_rss_growth_mib"] = round(peak - idle, 1)
-    report["server_rss_samples"] = sampler.samples
-    report["concurrent_start_upload_retries"] = service.start_retries
-    _say(
-        f"artifacts: {CONCURRENT_UPLOADS} concurrent uploads {report['concurrent_upload_mb_s']} "
-        f"MB/s, server RSS {idle} -> peak {peak} MiB ({sampler.samples} samples)"
-    )
-
+    report.update(await _quarters(service, timed, source, meters.server))
     report["dedup_upload_s"] = await _dedup(service, timed, source, warnings)
+    report.update(await _idle_after(meters.server, rss_before))
+    report["server_cpu_ms_per_mb"] = {
+        kind: timed.server_cpu_ms_per_mb(kind)
+        for kind in ("upload", "download", "upload_https", "download_https")
+    }
     # Only kinds long enough for CPU times (10 ms ticks) to mean something.
     report["cores_busy"] = {
         kind: busy.cores() for kind, busy in timed.busy.items() if busy.wall_s >= 0.5
     }
     report["rounds"] = rounds
-    report["targets"] = check_targets(report, ARTIFACT_TARGETS)
+    report["rounds_https"] = https_rounds
+    report["targets"] = check_targets(report, ARTIFACT_TARGETS + TRANSFER_TARGETS)
     if warnings:
         report["warnings"] = warnings
     await asyncio.to_thread(source.path.unlink)
     return report
 
 
-async def _version(registry: registry_service_pb2_grpc.RegistryServiceAsyncStub) -> str:
-    """A model version in DEVELOPMENT to upload into."""
-    await registry.CreateModel(
-        registry_service_pb2.CreateModelRequest(
-            model_id=MODEL, model=model_pb2.Model(description="artifact benchmark", owner="bench")
-        ),
-        timeout=30.0,
+async def _service_client(channel: grpc.aio.Channel, size: int) -> ServiceClient:
+    parent = await _version(registry_service_pb2_grpc.RegistryServiceStub(channel))
+    return ServiceClient(channel, parent, size)
+
+
+def _round_medians(rounds: list[dict[str, Any]], suffix: str) -> dict[str, Any]:
+    report: dict[str, Any] = {}
+    for key in ("upload_mb_s", "direct_put_mb_s", "download_mb_s", "direct_get_mb_s"):
+        report[key + suffix] = median([r[key] for r in rounds])
+    report["upload_ratio" + suffix] = ratio(
+        report["upload_mb_s" + suffix], report["direct_put_mb_s" + suffix]
     )
+    report["download_ratio" + suffix] = ratio(
+        report["download_mb_s" + suffix], report["direct_get_mb_s" + suffix]
+    )
+    return report
+
+
+async def _quarters(
+    service: ServiceClient, timed: Timed, source: Source, server: psutil.Process
+) -> dict[str, Any]:
+    """The quarters one after another, then at once (with the server's RSS sampled)."""
+    quarter = source.quarter
+    started = time.perf_counter()
+    for index in range(CONCURRENT_UPLOADS):
+        _, uploaded = await timed.run(
+            "sequential_upload",
+            functools.partial(
+                service.upload, source.path, index * quarter, quarter, f"sequential/{index + 1}.bin"
+            ),
+            quarter,
+        )
+        _check_artifact(uploaded, quarter, source.quarter_sha256[index])
+    sequential_mb_s = mb_per_s(source.size, time.perf_counter() - started)
+
+    await asyncio.sleep(IDLE_BEFORE_RSS_S)
+    idle = processes.rss_mib(server)
+    with RssSampler(server, RSS_SAMPLE_S) as sampler:
+        elapsed, uploads = await timed.run(
+            "concurrent_upload", lambda: _concurrent_uploads(service, source), source.size
+        )
+    peak = round(max(sampler.peak_bytes / MIB, idle), 1)
+    for index, uploaded in enumerate(uploads):
+        _check_artifact(uploaded, quarter, source.quarter_sha256[index])
+    report: dict[str, Any] = {
+        "sequential_upload_mb_s": sequential_mb_s,
+        "concurrent_upload_mb_s": mb_per_s(source.size, elapsed),
+    }
+    report["parallel_upload_ratio"] = ratio(report["concurrent_upload_mb_s"], sequential_mb_s)
+    report["server_rss_idle_mib"] = idle
+    report["server_rss_peak_mib"] = peak
+    report["server_rss_growth_mib"] = round(peak - idle, 1)
+    report["server_rss_samples"] = sampler.samples
+    report["concurrent_start_upload_retries"] = service.start_retries
+    _say(
+        f"artifacts: {CONCURRENT_UPLOADS} quarters one by one {sequential_mb_s} MB/s, at once "
+        f"{report['concurrent_upload_mb_s']} MB/s, server RSS {idle} -> peak {peak} MiB "
+        f"({sampler.samples} samples)"
+    )
+    return report
+
+
+async def _idle_after(server: psutil.Process, before_mib: float) -> dict[str, Any]:
+    """The server's RSS IDLE_AFTER_S after the last transfer, and when it came back."""
+    quiet_since = time.monotonic()
+    back_after_s: float | None = None
+    while (waited := time.monotonic() - quiet_since) < IDLE_AFTER_S:
+        if back_after_s is None and processes.rss_mib(server) <= before_mib + IDLE_RSS_SLACK_MIB:
+            back_after_s = round(waited, 1)
+        await asyncio.sleep(0.25)
+    after = processes.rss_mib(server)
+    _say(f"artifacts: server RSS {before_mib} MiB before transfers, {after} MiB idle after")
+    return {
+        "server_rss_before_transfers_mib": before_mib,
+        "server_rss_idle_after_mib": after,
+        "server_rss_idle_after_growth_mib": round(after - before_mib, 1),
+        "server_rss_back_within_slack_after_s": back_after_s,
+    }
+
+
+async def _version(registry: registry_service_pb2_grpc.RegistryServiceAsyncStub) -> str:
+    """A new model version in DEVELOPMENT to upload into (one per route)."""
+    try:
+        await registry.CreateModel(
+            registry_service_pb2.CreateModelRequest(
+                model_id=MODEL,
+                model=model_pb2.Model(description="artifact benchmark", owner="bench"),
+            ),
+            timeout=30.0,
+        )
+    except grpc.aio.AioRpcError as error:
+        if error.code() != grpc.StatusCode.ALREADY_EXISTS:
+            raise
     version = await registry.CreateModelVersion(
         registry_service_pb2.CreateModelVersionRequest(
             parent=f"models/{MODEL}",
@@ -421,46 +545,55 @@ async def _version(registry: registry_service_pb2_grpc.RegistryServiceAsyncStub)
 
 
 async def _throughput_rounds(
-    service: ServiceClient, direct: DirectClient, timed: Timed, source: Source
+    service: ServiceClient, direct: DirectClient, timed: Timed, source: Source, suffix: str
 ) -> list[dict[str, Any]]:
+    """`suffix` names the kinds of transfer ("_https": the store over https)."""
     rounds: list[dict[str, Any]] = []
     for number in range(1, ROUNDS + 1):
-        row = await _round(service, direct, timed, source, number)
+        row = await _round(service, direct, timed, source, number, suffix)
         rounds.append(row)
-        _say(f"artifacts: round {number}: {row}")
+        _say(f"artifacts: round {number}{suffix}: {row}")
     return rounds
 
 
 async def _round(
-    service: ServiceClient, direct: DirectClient, timed: Timed, source: Source, number: int
+    service: ServiceClient,
+    direct: DirectClient,
+    timed: Timed,
+    source: Source,
+    number: int,
+    suffix: str,
 ) -> dict[str, Any]:
     """Upload, then download, through the service and directly; odd rounds service first."""
     service_first = number % 2 == 1
     path = f"throughput/round-{number}.bin"
-    key = f"{DIRECT_PREFIX}round-{number}.bin"
+    key = f"{DIRECT_PREFIX}round-{number}{suffix}.bin"
     row: dict[str, Any] = {"order": "service first" if service_first else "direct first"}
+    size = source.size
 
     async def service_up() -> None:
         elapsed, uploaded = await timed.run(
-            "upload", lambda: service.upload(source.path, 0, source.size, path)
+            "upload" + suffix, lambda: service.upload(source.path, 0, size, path), size
         )
         _check_artifact(uploaded, source.size, source.sha256)
         row["upload_mb_s"] = mb_per_s(source.size, elapsed)
 
     async def direct_put() -> None:
         elapsed, _ = await timed.run(
-            "direct_put", lambda: asyncio.to_thread(direct.put, source.path, key)
+            "direct_put" + suffix, lambda: asyncio.to_thread(direct.put, source.path, key), size
         )
         row["direct_put_mb_s"] = mb_per_s(source.size, elapsed)
 
     async def service_down() -> None:
-        elapsed, received = await timed.run("download", lambda: service.download(path))
+        elapsed, received = await timed.run(
+            "download" + suffix, lambda: service.download(path), size
+        )
         _check_size("service download", received, source.size)
         row["download_mb_s"] = mb_per_s(source.size, elapsed)
 
     async def direct_get() -> None:
         elapsed, received = await timed.run(
-            "direct_get", lambda: asyncio.to_thread(direct.get, key)
+            "direct_get" + suffix, lambda: asyncio.to_thread(direct.get, key), size
         )
         _check_size("direct download", received, source.size)
         row["direct_get_mb_s"] = mb_per_s(source.size, elapsed)
@@ -542,7 +675,14 @@ def setup(size_mib: int) -> dict[str, Any]:
         "per upload, then one Write stream with finish on the last message",
         "direct_client": f"minio {_minio_version()} to the same SeaweedFS and bucket: "
         f"fput_object with part_size {DIRECT_PART_BYTES // MIB} MiB (3 parallel part uploads, "
-        "minio's default), get_object().stream(1 MiB)",
+        "minio's default), get_object().stream(1 MiB); over https minio puts a Content-MD5 "
+        "on each part, as it does for any client",
+        "https": "the same rounds with the store reached over https: SeaweedFS serves S3 on a "
+        "second port with a certificate from a CA made for the run (cryptography); a second "
+        "`modelreg serve` on the same database with MODELREG_S3_SECURE and "
+        "MODELREG_S3_CA_FILE, and minio over https trusting the same CA; keys *_https",
+        "server_cpu_ms_per_mb": "CPU seconds of the server serving the route (http or https) "
+        "over the rounds' transfers of that kind, per MB moved",
         "download_sink": "discarded (bytes counted and checked) for both the service and "
         "the direct download",
         "rounds": f"{ROUNDS}; each uploads then downloads through the service and directly, "
@@ -553,11 +693,18 @@ def setup(size_mib: int) -> dict[str, Any]:
         "still travel, are hashed and stored first)",
         "parallel_download": f"{DOWNLOAD_STREAMS} ranged Download streams of the whole file at "
         f"once, aggregate MB/s, median of {ROUNDS}",
+        "sequential_upload": f"the {CONCURRENT_UPLOADS} quarters of the file uploaded one "
+        "after another (each its own StartUpload and Write stream), aggregate MB/s; "
+        "parallel_upload_ratio = concurrent_upload_mb_s / sequential_upload_mb_s",
         "concurrent_upload": f"{CONCURRENT_UPLOADS} uploads of {size_mib // CONCURRENT_UPLOADS} "
         "MiB (distinct quarters of the file) at once, aggregate MB/s; their StartUpload "
         "calls and their Write streams at once",
         "server_rss": f"idle after {IDLE_BEFORE_RSS_S:g} s quiet, just before the concurrent "
-        f"uploads; peak sampled with psutil every {RSS_SAMPLE_S * 1000:g} ms during them",
+        f"uploads; peak sampled with psutil every {RSS_SAMPLE_S * 1000:g} ms during them; "
+        "server_rss_before_transfers_mib just before the first transfer, "
+        f"server_rss_idle_after_mib {IDLE_AFTER_S:g} s after the last one (the dedup upload), "
+        "server_rss_back_within_slack_after_s: when it was first within "
+        f"{IDLE_RSS_SLACK_MIB:g} MiB of before (sampled every 0.25 s)",
         "dedup_upload_s": f"{size_mib // 2} MiB stored once beforehand; then StartUpload with "
         "size and sha256 of the same content (computed beforehand, untimed) until COMMITTED",
         "cores_busy": "mean cores used by the server, SeaweedFS and this client during each "

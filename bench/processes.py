@@ -29,6 +29,7 @@ from modelregistry.embedded.seaweed import (
     EmbeddedSeaweed,
     S3Credentials,
     SeaweedPorts,
+    SeaweedTls,
 )
 from modelregistry.storage.object_store import ObjectStore
 
@@ -100,13 +101,14 @@ def start_postgres(stack: contextlib.ExitStack, data_dir: Path, port: int) -> Em
 
 
 def launch_seaweed(
-    stack: contextlib.ExitStack, data_dir: Path, ports: SeaweedPorts
+    stack: contextlib.ExitStack, data_dir: Path, ports: SeaweedPorts, tls: SeaweedTls
 ) -> EmbeddedSeaweed:
-    """`weed server -s3` on its own ports, not yet waited for (see `seaweed_ready`).
+    """`weed server -s3` on its own ports, S3 over http and https, not yet waited for (see
+    `seaweed_ready`).
 
     Its data lives on the temporary directory's disk, never /dev/shm (PERF-NOTES).
     """
-    seaweed = EmbeddedSeaweed(data_dir, ports=ports)
+    seaweed = EmbeddedSeaweed(data_dir, ports=ports, tls=tls)
     stack.callback(seaweed.stop)
     seaweed.launch()
     return seaweed
@@ -132,6 +134,11 @@ class S3Target:
     endpoint: str
     credentials: S3Credentials
     bucket: str = BUCKET
+    ca_file: Path | None = None  # set: https, the store's certificate signed by this CA
+
+    @property
+    def secure(self) -> bool:
+        return self.ca_file is not None
 
 
 def server_argv() -> list[str]:
@@ -143,7 +150,12 @@ def server_argv() -> list[str]:
 
 
 def start_server(
-    stack: contextlib.ExitStack, log_path: Path, listen: str, database_url: str, s3: S3Target
+    stack: contextlib.ExitStack,
+    log_path: Path,
+    listen: str,
+    database_url: str,
+    s3: S3Target,
+    http_listen: str = "",
 ) -> subprocess.Popen[bytes]:
     """`modelreg serve` as a child in its own process group, output to log_path.
 
@@ -161,7 +173,12 @@ def start_server(
         MODELREG_S3_ACCESS_KEY=s3.credentials.access_key,
         MODELREG_S3_SECRET_KEY=s3.credentials.secret_key,
         MODELREG_S3_BUCKET=s3.bucket,
+        MODELREG_HTTP_LISTEN=http_listen,
     )
+    if s3.ca_file is not None:
+        env.update(MODELREG_S3_SECURE="true", MODELREG_S3_CA_FILE=str(s3.ca_file))
+    if http_listen:
+        env["MODELREG_HTTP_LISTEN"] = http_listen
     process = spawn_child(server_argv(), log_path, death_signal=signal.SIGTERM, env=env)
     stack.callback(stop_child, process, signal.SIGTERM, _SERVER_STOP_TIMEOUT_S)
     return process

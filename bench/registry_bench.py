@@ -8,7 +8,8 @@ What it does, in order:
    the system one on 5432;
 2. starts `modelreg serve` as its own process (log level warning, S3 settings pointing at that
    SeaweedFS) on another such port, so that its CPU time and RSS can be read with psutil, and
-   waits for gRPC health SERVING;
+   waits for gRPC health SERVING; for the artifact part a second one on the same database
+   reaches the same SeaweedFS over https (its S3 TLS port, a CA made for the run);
 3. seeds a model with a few hundred versions carrying metrics (see bench.workloads);
 4. warms every call up, lets the server idle and reads its RSS;
 5. measures GetModelVersion, CreateModelVersion, ListModelVersions and
@@ -19,8 +20,17 @@ What it does, in order:
    downloads of one random file (--artifact-mib, 2 GiB by default) through ArtifactService
    against minio straight to the same SeaweedFS, concurrent uploads with the server's RSS,
    an upload deduplicated by its digest, a ranged parallel download.
+7. then the OCI pulls of bench.oci ("oci"): a 1 GiB blob through /v2/ proxied and redirected,
+   next to gRPC Download and a direct store read.
 
-`--only registry` or `--only artifacts` runs one part.
+Between 5 and 6, the web UI ("ui" in the report, bench.ui): the response time of the page of a
+model with 1,000 versions, over the server's HTTP port.
+
+8. the MLflow surface next to gRPC (bench.mlflow_bench, "mlflow" in the report):
+   get_model_version and create_model_version both ways, at 1 and 8 clients.
+
+`--only registry`, `--only ui`, `--only mlflow`, `--only artifacts` or `--only oci` runs one
+part.
 
 The clients are coroutines of this process on one grpc.aio channel (uvloop, as the server),
 with the server's channel options: a second process, as PERF-NOTES measured. On a 2-core
@@ -53,11 +63,13 @@ import psutil
 import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench import artifacts, processes
+from bench import artifacts, mlflow_bench, oci, processes, ui
+from bench.certificates import make_store_certificates
 from bench.report import Sample, cell, check_targets
 from bench.workloads import LIST_FILTER, LIST_PAGE_SIZE, Op, SeedPlan, Workloads, seed
 from modelregistry import client
 from modelregistry.domain.access import Role
+from modelregistry.embedded.seaweed import SeaweedTls
 from modelregistry.server import GRPC_OPTIONS
 from modelregistry.service.auth import issue_token
 from modelregistry.storage.database import Database
@@ -78,6 +90,19 @@ class Options:
     versions: int
     only: str | None
     artifact_mib: int
+    oci_mib: int = 1024
+
+
+@dataclass(frozen=True)
+class Transfers:
+    """What the artifact part needs besides the registry's channel."""
+
+    workdir: Path
+    meters: artifacts.Meters  # the http server's
+    s3: processes.S3Target
+    https_target: str  # host:port of the server that reaches the store over https
+    https_server: subprocess.Popen[bytes] | None
+    s3_https: processes.S3Target
 
 
 @dataclass(frozen=True)
@@ -124,7 +149,12 @@ def _parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--duration", type=float, default=4.0, help="seconds measured per cell")
     parser.add_argument("--versions", type=int, default=300, help="versions of the listed model")
     parser.add_argument(
-        "--only", choices=("registry", "artifacts"), help="run one part of the benchmark"
+        "--only",
+        choices=("registry", "ui", "mlflow", "artifacts", "oci"),
+        help="run one part of the benchmark",
+    )
+    parser.add_argument(
+        "--oci-mib", type=int, default=1024, help="size of the blob pulled over /v2/ in MiB"
     )
     parser.add_argument(
         "--artifact-mib",
@@ -143,6 +173,7 @@ def _parse_args(argv: Sequence[str] | None) -> Options:
         versions=args.versions,
         only=args.only,
         artifact_mib=args.artifact_mib,
+        oci_mib=args.oci_mib,
     )
 
 
@@ -152,9 +183,19 @@ def _run(stack: contextlib.ExitStack, options: Options) -> dict[str, Any]:
     taken = set(seaweed_ports.all())
     postgres_port = processes.free_port(exclude=taken)
     server_port = processes.free_port(exclude=taken | {postgres_port})
-    _say(f"starting SeaweedFS (S3 on 127.0.0.1:{seaweed_ports.s3}) in {workdir} ...")
+    http_port = processes.free_port(exclude=taken | {postgres_port, server_port})
+    https_server_port = processes.free_port(exclude=taken | {postgres_port, server_port, http_port})
+    s3_https_port = processes.free_port(
+        exclude=taken | {postgres_port, server_port, http_port, https_server_port}
+    )
+    certificates = make_store_certificates(workdir / "tls")
+    tls = SeaweedTls(s3_https_port, certificates.cert_file, certificates.key_file)
+    _say(
+        f"starting SeaweedFS (S3 on 127.0.0.1:{seaweed_ports.s3}, https on {s3_https_port}) "
+        f"in {workdir} ..."
+    )
     # Launched first and awaited after PostgreSQL: start-up costs the slower of the two.
-    seaweed = processes.launch_seaweed(stack, workdir / "seaweedfs", seaweed_ports)
+    seaweed = processes.launch_seaweed(stack, workdir / "seaweedfs", seaweed_ports, tls)
     _say(f"starting the embedded PostgreSQL on 127.0.0.1:{postgres_port} ...")
     postgres = processes.start_postgres(stack, workdir / "postgres", postgres_port)
     if postgres.pid is None:
@@ -163,24 +204,50 @@ def _run(stack: contextlib.ExitStack, options: Options) -> dict[str, Any]:
     if seaweed.pid is None:
         raise RuntimeError("SeaweedFS did not start")
     s3 = processes.S3Target(seaweed.endpoint, seaweed.credentials)
+    s3_https = processes.S3Target(
+        f"{seaweed.host}:{s3_https_port}", seaweed.credentials, ca_file=certificates.ca_file
+    )
     listen = f"127.0.0.1:{server_port}"
     log_path = workdir / "server.log"
     _say(f"starting `modelreg serve` on {listen} (log level warning) ...")
-    server = processes.start_server(stack, log_path, listen, postgres.dsn, s3)
+    http_url = f"http://127.0.0.1:{http_port}"
+    server = processes.start_server(
+        stack, log_path, listen, postgres.dsn, s3, http_listen=f"127.0.0.1:{http_port}"
+    )
+    https_listen = f"127.0.0.1:{https_server_port}"
+    https_log_path = workdir / "server-https.log"
+    https_server: subprocess.Popen[bytes] | None = None
+    if options.only in (None, "artifacts"):
+        _say(f"starting a second `modelreg serve` on {https_listen}, the store over https ...")
+        https_server = processes.start_server(
+            stack, https_log_path, https_listen, postgres.dsn, s3_https
+        )
     meters = Meters(
         server=psutil.Process(server.pid),
         client=psutil.Process(os.getpid()),
         postgres=psutil.Process(postgres.pid),
     )
-    transfer_meters = artifacts.Meters(
-        server=meters.server, seaweed=psutil.Process(seaweed.pid), client=meters.client
+    transfers = Transfers(
+        workdir=workdir,
+        meters=artifacts.Meters(
+            server=meters.server, seaweed=psutil.Process(seaweed.pid), client=meters.client
+        ),
+        s3=s3,
+        https_target=https_listen,
+        https_server=https_server,
+        s3_https=s3_https,
     )
     try:
         report = uvloop.run(
-            _drive(listen, postgres.dsn, server, meters, options, (workdir, s3, transfer_meters))
+            _drive(listen, postgres.dsn, server, meters, options, transfers, http_url)
         )
     except Exception:
         _say(f"server log ({log_path}), last lines:\n{processes.server_log_tail(log_path)}")
+        if https_server is not None:
+            _say(
+                f"https server log ({https_log_path}), last lines:\n"
+                f"{processes.server_log_tail(https_log_path)}"
+            )
         _say(
             f"SeaweedFS log ({seaweed.log_path}), last lines:\n"
             f"{processes.server_log_tail(seaweed.log_path)}"
@@ -196,7 +263,8 @@ async def _drive(
     server: subprocess.Popen[bytes],
     meters: Meters,
     options: Options,
-    transfers: tuple[Path, processes.S3Target, artifacts.Meters],
+    transfers: Transfers,
+    http_url: str,
 ) -> dict[str, Any]:
     async with grpc.aio.insecure_channel(target, options=GRPC_OPTIONS) as probe:
         health_warning = await _wait_serving(probe, server)
@@ -205,18 +273,68 @@ async def _drive(
         target, options=GRPC_OPTIONS, interceptors=client.bearer_interceptors(token)
     ) as channel:
         report: dict[str, Any] = {}
-        if options.only != "artifacts":
+        if options.only in (None, "registry"):
             report.update(await _registry(channel, server, meters, options))
-        if options.only != "registry":
-            workdir, s3, transfer_meters = transfers
-            report["artifacts"] = await artifacts.run(
-                channel, workdir, s3, transfer_meters, options.artifact_mib
+        if options.only in (None, "ui"):
+            _say(f"seeding {ui.VERSIONS} versions and timing the web UI's model page ...")
+            report["ui"] = await ui.run(channel, http_url, token)
+            _say(f"ui: {json.dumps(report['ui'])}")
+        if options.only in (None, "mlflow"):
+            _say("MLflow surface next to gRPC: get_model_version, create_model_version ...")
+
+            async def measure(op: mlflow_bench.Op, concurrency: int) -> dict[str, Any]:
+                await _measure(op, concurrency, options.warmup_s, 0.0, meters)
+                sample = await _measure(
+                    op, concurrency, options.warmup_s, options.duration_s, meters
+                )
+                return cell(sample)
+
+            report["mlflow"] = await mlflow_bench.run(
+                registry_service_pb2_grpc.RegistryServiceStub(channel),
+                http_url,
+                token,
+                measure,
+                CONCURRENCY,
+            )
+            _say(f"mlflow: {json.dumps(report['mlflow'])}")
+        if options.only in (None, "artifacts"):
+            report["artifacts"] = await _artifacts(channel, token, options, transfers)
+        if options.only in (None, "oci"):
+            report["oci"] = await oci.run(
+                channel, token, transfers.workdir, database_url, transfers.s3, options.oci_mib
             )
         if server.poll() is not None:
             raise RuntimeError(f"the server exited with code {server.returncode} during the run")
         if health_warning:
             report["warnings"] = [health_warning]
         return report
+
+
+async def _artifacts(
+    channel: grpc.aio.Channel, token: str, options: Options, transfers: Transfers
+) -> dict[str, Any]:
+    https_server = transfers.https_server
+    if https_server is None:
+        raise RuntimeError("the https server was not started")
+    async with grpc.aio.insecure_channel(transfers.https_target, options=GRPC_OPTIONS) as probe:
+        await _wait_serving(probe, https_server)
+    async with grpc.aio.insecure_channel(
+        transfers.https_target,
+        options=GRPC_OPTIONS,
+        interceptors=client.bearer_interceptors(token),
+    ) as https_channel:
+        http = artifacts.Route("http", channel, transfers.meters.server, transfers.s3)
+        https = artifacts.Route(
+            "https", https_channel, psutil.Process(https_server.pid), transfers.s3_https
+        )
+        report = await artifacts.run(
+            http, https, transfers.workdir, transfers.meters, options.artifact_mib
+        )
+    if https_server.poll() is not None:
+        raise RuntimeError(
+            f"the https server exited with code {https_server.returncode} during the run"
+        )
+    return report
 
 
 async def _admin_token(database_url: str) -> str:
@@ -401,9 +519,9 @@ def _setup(options: Options, postgres_port: int, s3_port: int) -> dict[str, Any]
         "TransitionModelVersionStage": "each client owns 4 versions of a separate model and "
         "moves them STAGING <-> ARCHIVED (the first move is DEVELOPMENT -> STAGING)",
     }
-    if options.only != "artifacts":
+    if options.only in (None, "registry"):
         common.update(registry)
-    if options.only != "registry":
+    if options.only in (None, "artifacts"):
         common["artifacts"] = artifacts.setup(options.artifact_mib)
     return common
 

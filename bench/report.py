@@ -65,6 +65,13 @@ def mb_per_s(size_bytes: int, seconds: float) -> float:
     return round(size_bytes / _BYTES_PER_MB / seconds, 1)
 
 
+def cpu_ms_per_mb(cpu_s: float, size_bytes: int) -> float | None:
+    """CPU milliseconds per MB moved (MB = 10^6 bytes); None when nothing moved."""
+    if size_bytes <= 0:
+        return None
+    return round(cpu_s * 1000 / (size_bytes / _BYTES_PER_MB), 3)
+
+
 def median(values: Sequence[float]) -> float:
     """The median of the rounds (the mean of the middle two for an even count)."""
     if not values:
@@ -123,6 +130,41 @@ ARTIFACT_TARGETS = (
         256,
     ),
     Target("upload of stored content with its digest, seconds", ("dedup_upload_s",), "<", 1),
+)
+
+# Issue 14's goals (one hash per byte, TLS to the store, memory given back), in the same
+# "artifacts" object.
+TRANSFER_TARGETS = (
+    Target(
+        "upload through the service / direct S3 PUT, both over https",
+        ("upload_ratio_https",),
+        ">=",
+        0.9,
+    ),
+    Target(
+        "server CPU ms per MB uploaded, store over http",
+        ("server_cpu_ms_per_mb", "upload"),
+        "<=",
+        1.8,
+    ),
+    Target(
+        "server CPU ms per MB uploaded, store over https",
+        ("server_cpu_ms_per_mb", "upload_https"),
+        "<=",
+        1.8,
+    ),
+    Target(
+        "server idle RSS after transfers minus before, MiB",
+        ("server_rss_idle_after_growth_mib",),
+        "<=",
+        40,
+    ),
+    Target(
+        "4 uploads at once / one after another",
+        ("parallel_upload_ratio",),
+        ">=",
+        1.0,
+    ),
 )
 
 

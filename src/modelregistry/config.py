@@ -40,6 +40,12 @@ class Settings:
     # Seconds any one call to S3 may take, waiting for a free thread included; past it (or
     # past the caller's own gRPC deadline, if sooner) the caller gets UNAVAILABLE.
     s3_deadline_s: float = 15.0
+    # The S3 endpoint as clients outside the cluster reach it ([http[s]://]host:port), for
+    # presigned URLs (OCI blob redirects); empty means MODELREG_S3_ENDPOINT.
+    s3_public_endpoint: str = ""
+    # PEM bundle of the CAs trusted for the S3 endpoint's certificate (with S3_SECURE), in
+    # place of the system's: for a store whose certificate a private CA signed.
+    s3_ca_file: str = ""
     # Uploads streaming at once per replica; more get RESOURCE_EXHAUSTED. Each holds up to
     # BUFFERS (3, service/upload_writer.py) x part size of memory: 48 MiB with 16 MiB parts.
     max_concurrent_uploads: int = 8
@@ -68,6 +74,13 @@ class Settings:
     # host:port of the HTTP edge (web UI, MLflow REST, OCI distribution, /healthz, /readyz),
     # served by the same process; empty for none. HTTPS with the TLS settings above when set.
     http_listen: str = ""
+    # OCI blob GETs answer with a redirect to a short-lived presigned store URL, so that the
+    # bytes flow straight from the store (which clients must then be able to reach).
+    oci_blob_redirect: bool = False
+    # The HTTP edge's address as clients reach it (e.g. https://registry.example.com behind a
+    # proxy); links handed to clients (MLflow's get-download-uri) start with it. Empty: the
+    # scheme and Host of the request being answered.
+    http_public_url: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -116,7 +129,17 @@ class Settings:
             )
         if self.http_listen and not self.http_listen.rpartition(":")[2].isdigit():
             raise ConfigError(f"MODELREG_HTTP_LISTEN must be host:port, got {self.http_listen!r}")
+        if self.http_public_url and not self.http_public_url.startswith(("http://", "https://")):
+            raise ConfigError("MODELREG_HTTP_PUBLIC_URL must start with http:// or https://")
         self._validate_tls()
+        if self.s3_ca_file:
+            if not self.s3_secure:
+                raise ConfigError(
+                    "MODELREG_S3_CA_FILE is set but MODELREG_S3_SECURE is not: the CA is only "
+                    "used for https to the store"
+                )
+            read_pem("MODELREG_S3_CA_FILE", self.s3_ca_file)  # a clear error if unreadable
+            _check_certificates("MODELREG_S3_CA_FILE", self.s3_ca_file)
 
     @property
     def tls(self) -> bool:

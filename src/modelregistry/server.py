@@ -26,6 +26,7 @@ from modelregistry.domain.errors import RegistryError
 from modelregistry.http.app import create_app
 from modelregistry.http.serving import HttpServer, start_http
 from modelregistry.logging import configure_logging
+from modelregistry.memory import tune_for_transfers
 from modelregistry.service.container import Services, StoreHealth, build_services
 from modelregistry.storage import migrate, secrets_store
 from modelregistry.storage.database import Database
@@ -84,6 +85,7 @@ async def serve(
 ) -> None:
     settings.require_object_store()
     configure_logging(settings.log_format, settings.log_level)
+    tune_for_transfers()  # before the first transfer allocates
     stop = stop or _stop_on_signals()
     if settings.migrate_on_start:
         applied = await migrate.migrate(settings.database_url)
@@ -111,6 +113,7 @@ def object_store_from(settings: Settings) -> ObjectStore:
         secure=settings.s3_secure,
         region=settings.s3_region,
         deadline_s=settings.s3_deadline_s,
+        ca_file=settings.s3_ca_file or None,
     )
 
 

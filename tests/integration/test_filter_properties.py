@@ -95,6 +95,8 @@ def registries(draw: st.DrawFn) -> Registry:
             Row(
                 {
                     "name": name,
+                    # Unique as the names are; NULL in the table means "the id".
+                    "display_name": draw(st.sampled_from([name, f"{name} shown"])),
                     "owner": draw(texts),
                     "description": draw(texts),
                     "labels": draw(string_maps),
@@ -129,12 +131,14 @@ def new_version(
         {
             "model": model,
             "name": registry.models[model].values["name"],
+            "display_name": registry.models[model].values["display_name"],
             "owner": registry.models[model].values["owner"],
             "version": latest[model],
             "stage": stage,
             "status": draw(st.sampled_from(STATUSES)),
             "description": draw(texts),
             "run_id": draw(texts),
+            "source": draw(texts),
             "created_by": draw(texts),
             "labels": draw(string_maps),
             "parameters": draw(string_maps),
@@ -153,14 +157,16 @@ def metrics_json(metrics: dict[str, str]) -> str:
 async def insert_model(conn: asyncpg.Connection, row: Row) -> None:
     v = row.values
     row.id = await conn.fetchval(
-        """INSERT INTO models (name, owner, description, labels, create_time, update_time)
-           VALUES ($1, $2, $3, $4::jsonb, $5, $6) RETURNING id""",
+        """INSERT INTO models (name, owner, description, labels, create_time, update_time,
+                               display_name)
+           VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7) RETURNING id""",
         v["name"],
         v["owner"],
         v["description"],
         json.dumps(v["labels"]),
         v["create_time"],
         v["update_time"],
+        v["display_name"],
     )
 
 
@@ -168,8 +174,9 @@ async def insert_version(conn: asyncpg.Connection, registry: Registry, row: Row)
     v = row.values
     row.id = await conn.fetchval(
         """INSERT INTO model_versions (model_id, version, stage, status, description, run_id,
-               created_by, labels, parameters, metrics, create_time, update_time)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10::jsonb, $11, $12)
+               created_by, labels, parameters, metrics, create_time, update_time,
+               source_repository)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10::jsonb, $11, $12, $13)
            RETURNING id""",
         registry.models[v["model"]].id,
         v["version"],
@@ -183,6 +190,7 @@ async def insert_version(conn: asyncpg.Connection, registry: Registry, row: Row)
         metrics_json(v["metrics"]),
         v["create_time"],
         v["update_time"],
+        v["source"],
     )
 
 

@@ -2,29 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
+from support.bench_modules import load_bench_module
 
-_REPORT_PATH = Path(__file__).resolve().parents[2] / "bench" / "report.py"
-
-
-def _load_report() -> ModuleType:
-    # bench/ is not an installed package, and pytest does not put the repository root on
-    # sys.path: load the module from its file.
-    spec = importlib.util.spec_from_file_location("bench_report_under_test", _REPORT_PATH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being defined
-    spec.loader.exec_module(module)
-    return module
-
-
-report = _load_report()
+report = load_bench_module("report")
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -159,3 +140,56 @@ def test_an_unmeasured_ratio_counts_as_missed() -> None:
     artifacts["upload_ratio"] = None  # type: ignore[assignment]
     checked = report.check_targets(artifacts, report.ARTIFACT_TARGETS)
     assert checked["upload through the service / direct S3 PUT"]["met"] is False
+
+
+def test_cpu_per_mb_counts_decimal_megabytes() -> None:
+    assert report.cpu_ms_per_mb(1.8, 1_000_000_000) == 1.8  # 1.8 s of CPU for 1,000 MB
+    assert report.cpu_ms_per_mb(0.5, 2 * 1024**3) == 0.233
+    assert report.cpu_ms_per_mb(1.0, 0) is None
+
+
+def _transfers(
+    upload_https: float, cpu_up: float, cpu_up_https: float, idle_growth: float, parallel: float
+) -> dict[str, object]:
+    return {
+        **_artifacts(0.95, 0.90, 256, 0.5),
+        "upload_ratio_https": upload_https,
+        "server_cpu_ms_per_mb": {
+            "upload": cpu_up,
+            "download": 0.9,
+            "upload_https": cpu_up_https,
+            "download_https": 1.1,
+        },
+        "server_rss_idle_after_growth_mib": idle_growth,
+        "parallel_upload_ratio": parallel,
+    }
+
+
+_ALL_TRANSFER_TARGETS = report.ARTIFACT_TARGETS + report.TRANSFER_TARGETS
+_ISSUE_14 = (
+    "upload through the service / direct S3 PUT, both over https",
+    "server CPU ms per MB uploaded, store over http",
+    "server CPU ms per MB uploaded, store over https",
+    "server idle RSS after transfers minus before, MiB",
+    "4 uploads at once / one after another",
+)
+
+
+def test_transfer_targets_at_their_bounds() -> None:
+    checked = report.check_targets(_transfers(0.9, 1.8, 1.8, 40, 1.0), _ALL_TRANSFER_TARGETS)
+    assert all(entry["met"] for entry in checked.values())
+    assert checked["server CPU ms per MB uploaded, store over https"]["target"] == "<= 1.8"
+
+
+def test_transfer_targets_missed() -> None:
+    checked = report.check_targets(_transfers(0.899, 1.81, 2.4, 40.1, 0.99), _ALL_TRANSFER_TARGETS)
+    assert {name: checked[name]["met"] for name in _ISSUE_14} == dict.fromkeys(_ISSUE_14, False)
+    assert checked["server CPU ms per MB uploaded, store over https"]["actual"] == 2.4
+
+
+def test_a_transfer_kind_never_measured_counts_as_missed() -> None:
+    artifacts = _transfers(0.95, 1.0, 1.0, 0, 1.2)
+    artifacts["server_cpu_ms_per_mb"] = {"upload": 1.0, "upload_https": None}
+    checked = report.check_targets(artifacts, report.TRANSFER_TARGETS)
+    assert checked["server CPU ms per MB uploaded, store over http"]["met"] is True
+    assert checked["server CPU ms per MB uploaded, store over https"]["met"] is False

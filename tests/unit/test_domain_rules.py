@@ -75,7 +75,7 @@ def _violations(content: VersionContent) -> list[str]:
         (VersionContent(metrics={"acc": -math.inf}), "model_version.metrics['acc']"),
         (VersionContent(metrics={"9lives": 1.0}), "model_version.metrics['9lives']"),
         (VersionContent(parameters={"p": "x" * 4097}), "model_version.parameters['p']"),
-        (VersionContent(labels={"Team": "a"}), "model_version.labels['Team']"),
+        (VersionContent(labels={"a b": "a"}), "model_version.labels['a b']"),
         (VersionContent(description="x" * 8193), "model_version.description"),
         (
             VersionContent(input_schema=[SchemaField("x", "")]),

@@ -98,11 +98,14 @@ def details_table(rows: Iterable[tuple[str, object]], title: str | None = None) 
 
 
 def model_list(console: Console, models: Sequence[model_pb2.Model], next_page_token: str) -> None:
-    table = list_table("MODEL", "OWNER", "LATEST", "LABELS", "UPDATED", "DESCRIPTION")
+    table = list_table(
+        "MODEL", "DISPLAY NAME", "OWNER", "LATEST", "LABELS", "UPDATED", "DESCRIPTION"
+    )
     for m in models:
         add_row(
             table,
             m.name.removeprefix("models/"),
+            m.display_name,
             m.owner,
             m.latest_version or "",
             pairs(m.labels),
@@ -118,6 +121,7 @@ def model_detail(console: Console, m: model_pb2.Model) -> None:
         details_table(
             [
                 ("name", m.name),
+                ("display name", m.display_name),
                 ("description", m.description),
                 ("owner", m.owner),
                 ("labels", pairs(m.labels)),

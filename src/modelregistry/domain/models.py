@@ -59,6 +59,8 @@ class ModelContent:
     description: str = ""
     owner: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+    # Free-form and unique (MLflow's "name"); empty when setting means "the model id".
+    display_name: str = ""
 
 
 @dataclass
@@ -138,6 +140,15 @@ class ModelVersion:
     @property
     def etag(self) -> str:
         return make_etag(self.id, self.revision)
+
+
+@dataclass(frozen=True)
+class VersionMetrics:
+    """A version's number, stage and metrics alone: a chart of a metric across versions."""
+
+    version: int
+    stage: Stage
+    metrics: dict[str, float]
 
 
 @dataclass(frozen=True)

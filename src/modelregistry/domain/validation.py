@@ -22,8 +22,12 @@ from modelregistry.domain.models import (
 MAX_DESCRIPTION_BYTES = 8192
 MAX_OWNER_CHARS = 256
 MAX_LABELS = 64
-LABEL_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
-MAX_LABEL_VALUE_CHARS = 256
+# Labels are MLflow's tags too (issue 12), so they take MLflow's sizes: keys up to 250
+# characters, values up to 5,000, any text but NUL (a tag may hold JSON over several lines).
+# Keys stay words the AIP-160 filter can name (`labels.mlflow.source.type = "x"`).
+LABEL_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]{0,249}$")
+MAX_LABEL_VALUE_CHARS = 5000
+MAX_DISPLAY_NAME_CHARS = 256
 MAX_MAP_ENTRIES = 1024
 MAP_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]{0,255}$")
 MAX_PARAMETER_VALUE_BYTES = 4096
@@ -36,6 +40,9 @@ MAX_SCHEMA_FIELD_NAME_CHARS = 256
 MAX_SHAPE_DIMS = 32
 MAX_REQUEST_ID_CHARS = 128
 MAX_REASON_CHARS = 1024
+# A map entry's field path shows its key; a longer key is shown by its start (issue 9: a
+# 20,000-character key echoed whole made errors too big for a client's metadata limit).
+MAX_ECHOED_KEY_CHARS = 64
 
 
 class Violations:
@@ -55,7 +62,16 @@ class Violations:
 def check_model_content(content: ModelContent, prefix: str, out: Violations) -> None:
     _check_text(content.description, f"{prefix}.description", MAX_DESCRIPTION_BYTES, out)
     _check_chars(content.owner, f"{prefix}.owner", MAX_OWNER_CHARS, out)
+    check_display_name(content.display_name, f"{prefix}.display_name", out)
     check_labels(content.labels, f"{prefix}.labels", out)
+
+
+def check_display_name(display_name: str, path: str, out: Violations) -> None:
+    """Free-form, as MLflow names are; empty means "the model id"."""
+    if display_name and not display_name.strip():
+        out.add(path, "must not be blank; leave it empty to show the model id")
+    else:
+        _check_chars(display_name, path, MAX_DISPLAY_NAME_CHARS, out)
 
 
 def check_version_content(content: VersionContent, prefix: str, out: Violations) -> None:
@@ -68,6 +84,13 @@ def check_version_content(content: VersionContent, prefix: str, out: Violations)
     check_labels(content.labels, f"{prefix}.labels", out)
 
 
+def entry_path(path: str, key: str) -> str:
+    """`path['key']`, the field path of a map entry, with at most the start of a long key."""
+    if len(key) <= MAX_ECHOED_KEY_CHARS:
+        return f"{path}[{key!r}]"
+    return f"{path}[{key[:MAX_ECHOED_KEY_CHARS]!r}…]"
+
+
 def check_labels(labels: Mapping[str, str], path: str, out: Violations) -> None:
     if len(labels) > MAX_LABELS:
         out.add(path, f"has {len(labels)} entries; at most {MAX_LABELS} are allowed")
@@ -75,14 +98,14 @@ def check_labels(labels: Mapping[str, str], path: str, out: Violations) -> None:
     for key, value in labels.items():
         if not LABEL_KEY_PATTERN.fullmatch(key):
             out.add(
-                f"{path}[{key!r}]",
-                "label keys are 1-63 lowercase letters, digits, '_', '.' or '-', "
-                "starting with a letter",
+                entry_path(path, key),
+                "label keys are 1-250 letters, digits, '_', '.', '/' or '-', "
+                "starting with a letter or '_'",
             )
-        elif len(value) > MAX_LABEL_VALUE_CHARS or _has_control_chars(value):
+        elif len(value) > MAX_LABEL_VALUE_CHARS or "\x00" in value:
             out.add(
-                f"{path}[{key!r}]",
-                f"label values are at most {MAX_LABEL_VALUE_CHARS} printable characters",
+                entry_path(path, key),
+                f"label values are at most {MAX_LABEL_VALUE_CHARS} characters, without NUL",
             )
 
 
@@ -92,9 +115,9 @@ def check_metrics(metrics: Mapping[str, float], path: str, out: Violations) -> N
         return
     for key, value in metrics.items():
         if not MAP_KEY_PATTERN.fullmatch(key):
-            out.add(f"{path}[{key!r}]", _MAP_KEY_RULE)
+            out.add(entry_path(path, key), _MAP_KEY_RULE)
         elif not math.isfinite(value):
-            out.add(f"{path}[{key!r}]", f"{value} is not a finite number")
+            out.add(entry_path(path, key), f"{value} is not a finite number")
 
 
 def check_lineage(content: VersionContent, path: str, out: Violations) -> None:
@@ -158,9 +181,11 @@ def _check_string_map(
         return
     for key, value in values.items():
         if not MAP_KEY_PATTERN.fullmatch(key):
-            out.add(f"{path}[{key!r}]", _MAP_KEY_RULE)
+            out.add(entry_path(path, key), _MAP_KEY_RULE)
         elif len(value.encode()) > max_value_bytes or "\x00" in value:
-            out.add(f"{path}[{key!r}]", f"values are at most {max_value_bytes} bytes, without NUL")
+            out.add(
+                entry_path(path, key), f"values are at most {max_value_bytes} bytes, without NUL"
+            )
 
 
 def _check_datasets(datasets: list[DatasetRef], path: str, out: Violations) -> None:

@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -67,6 +68,23 @@ class SeaweedPorts:
 
 
 @dataclass(frozen=True)
+class SeaweedTls:
+    """S3 over https as well, on its own port, with this PEM certificate chain and key.
+
+    The http port keeps serving; both reach the same buckets. The https port has no gRPC
+    twin, but must stay below 32768 all the same.
+    """
+
+    port: int
+    cert_file: Path
+    key_file: Path
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.port <= HIGHEST_PORT:
+            raise ValueError(f"SeaweedFS https port {self.port} must be in 1..{HIGHEST_PORT}")
+
+
+@dataclass(frozen=True)
 class S3Credentials:
     access_key: str
     secret_key: str = field(repr=False)
@@ -84,11 +102,13 @@ class EmbeddedSeaweed:
         data_dir: Path,
         *,
         ports: SeaweedPorts | None = None,
+        tls: SeaweedTls | None = None,
         start_timeout_s: float = 60.0,
         stop_timeout_s: float = 3.0,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.ports = ports or SeaweedPorts()
+        self.tls = tls
         self.host = "127.0.0.1"
         self.start_timeout_s = start_timeout_s
         # `weed server` takes ~15 s to stop gracefully (its filer waits for its own
@@ -107,6 +127,11 @@ class EmbeddedSeaweed:
     def endpoint(self) -> str:
         """S3 endpoint as host:port (no scheme, as the minio SDK wants it)."""
         return f"{self.host}:{self.ports.s3}"
+
+    @property
+    def https_endpoint(self) -> str | None:
+        """The S3 endpoint over https as host:port, if started with TLS."""
+        return f"{self.host}:{self.tls.port}" if self.tls else None
 
     @property
     def credentials(self) -> S3Credentials:
@@ -207,6 +232,16 @@ class EmbeddedSeaweed:
             f"-s3.config={self.identities_path}",
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
+            *self._tls_argv(),
+        ]
+
+    def _tls_argv(self) -> list[str]:
+        if self.tls is None:
+            return []
+        return [
+            f"-s3.port.https={self.tls.port}",
+            f"-s3.cert.file={self.tls.cert_file}",
+            f"-s3.key.file={self.tls.key_file}",
         ]
 
     def _stop_leftover_server(self) -> None:
@@ -220,6 +255,8 @@ class EmbeddedSeaweed:
 
     def _accepts_writes(self) -> bool:
         if _http_status(self.host, self.ports.s3, "/") is None:
+            return False
+        if self.tls and not _accepts_connections(self.host, self.tls.port):
             return False
         status = _http_json(self.host, self.ports.master, "/dir/status")
         topology = status.get("Topology", {}) if status else {}
@@ -271,6 +308,14 @@ def _http_status(host: str, port: int, path: str) -> int | None:
         return None
     finally:
         connection.close()
+
+
+def _accepts_connections(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1.0).close()
+    except OSError:
+        return False
+    return True
 
 
 def _http_json(host: str, port: int, path: str) -> dict[str, object] | None:

@@ -108,6 +108,21 @@ class AuditService:
             items = await audit_store.list_events(conn, audit_filter, cursor, limit + 1)
         return next_page(items, limit, self._page_key, binding, lambda e: [e.sequence])
 
+    async def list_recent_events(
+        self, ctx: CallContext, audit_filter: AuditFilter, page_size: int, page_token: str
+    ) -> Page[AuditEvent]:
+        """The matching events newest first (the web UI's activity page); each next page
+        is older. New events never shift a page: the cursor is a sequence number."""
+        ctx.require(Role.VIEWER, None, "read the audit log")
+        limit = resolve_page_size(page_size)
+        binding = page_token_binding("ListRecentAuditEvents", "", audit_filter.binding_text(), "")
+        before = None
+        if page_token:
+            (before,) = decode_cursor(self._page_key, binding, page_token, int)
+        async with self._db.connection() as conn:
+            items = await audit_store.list_events_before(conn, audit_filter, before, limit + 1)
+        return next_page(items, limit, self._page_key, binding, lambda e: [e.sequence])
+
     # -- following --------------------------------------------------------------------------
 
     async def watch(

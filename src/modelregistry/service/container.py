@@ -13,7 +13,9 @@ from modelregistry.service.collaboration import CollaborationService
 from modelregistry.service.history import HistoryService
 from modelregistry.service.listing import ListingService
 from modelregistry.service.models import ModelService
+from modelregistry.service.oci import OciService
 from modelregistry.service.policy import PolicyService
+from modelregistry.service.ui_sessions import SessionService
 from modelregistry.service.versions import VersionService
 from modelregistry.storage.database import Database
 from modelregistry.storage.object_store import ObjectStore
@@ -41,6 +43,9 @@ class Services:
     audit: AuditService
     policy: PolicyService
     authenticator: Authenticator
+    oci: OciService
+    # Web UI sign-ins (the HTTP edge's ui/ surface).
+    sessions: SessionService
     store_health: StoreHealth = field(default_factory=StoreHealth)
 
 
@@ -60,4 +65,6 @@ def build_services(
         audit=AuditService(db, page_key),
         policy=PolicyService(db, page_key),
         authenticator=authenticator,
+        oci=OciService(db, store, versions, authenticator, page_key),
+        sessions=SessionService(db, authenticator),
     )

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
-from modelregistry.domain.filtering import MODEL_FILTER_FIELDS, VERSION_FILTER_FIELDS, parse_filter
-from modelregistry.domain.models import AliasChange, Model, ModelVersion, Page, StageTransition
+from modelregistry.domain.filtering import (
+    MODEL_FILTER_FIELDS,
+    VERSION_FILTER_FIELDS,
+    Expr,
+    parse_filter,
+)
+from modelregistry.domain.models import (
+    AliasChange,
+    Model,
+    ModelVersion,
+    Page,
+    StageTransition,
+    VersionMetrics,
+)
 from modelregistry.domain.names import ALL_MODELS, ALL_VERSIONS, VersionRef, model_name
-from modelregistry.domain.ordering import MODEL_ORDER_FIELDS, VERSION_ORDER_FIELDS, parse_order_by
+from modelregistry.domain.ordering import (
+    MODEL_ORDER_FIELDS,
+    VERSION_ORDER_FIELDS,
+    OrderKey,
+    parse_order_by,
+)
 from modelregistry.domain.page_tokens import (
     CursorValue,
     decode_cursor,
@@ -29,10 +46,22 @@ class ListingService:
     async def list_models(
         self, page_size: int, page_token: str, filter_text: str, order_by: str
     ) -> Page[Model]:
-        limit = resolve_page_size(page_size)
         where = parse_filter(filter_text, MODEL_FILTER_FIELDS)
         order = parse_order_by(order_by, MODEL_ORDER_FIELDS)
         binding = page_token_binding("ListModels", "", filter_text, order_by)
+        return await self.search_models(where, order, binding, page_size, page_token)
+
+    async def search_models(
+        self,
+        where: Expr | None,
+        order: list[OrderKey],
+        binding: str,
+        page_size: int,
+        page_token: str,
+    ) -> Page[Model]:
+        """Models matching a filter another surface parsed (MLflow's search); `binding` ties
+        its page tokens to that surface's filter and order text."""
+        limit = resolve_page_size(page_size)
         cursor = self._keyset_cursor(binding, page_token)
         async with self._db.connection() as conn:
             rows = await listing_store.list_models(conn, where, order, cursor, limit + 1)
@@ -41,10 +70,22 @@ class ListingService:
     async def list_versions(
         self, model_id: str, page_size: int, page_token: str, filter_text: str, order_by: str
     ) -> Page[ModelVersion]:
-        limit = resolve_page_size(page_size)
         where = parse_filter(filter_text, VERSION_FILTER_FIELDS)
         order = parse_order_by(order_by, VERSION_ORDER_FIELDS)
         binding = page_token_binding("ListModelVersions", model_id, filter_text, order_by)
+        return await self.search_versions(model_id, where, order, binding, page_size, page_token)
+
+    async def search_versions(
+        self,
+        model_id: str,
+        where: Expr | None,
+        order: list[OrderKey],
+        binding: str,
+        page_size: int,
+        page_token: str,
+    ) -> Page[ModelVersion]:
+        """Versions matching a filter another surface parsed (see search_models)."""
+        limit = resolve_page_size(page_size)
         cursor = self._keyset_cursor(binding, page_token)
         only_model = None if model_id == ALL_MODELS else model_id
         async with self._db.connection() as conn:
@@ -58,6 +99,15 @@ class ListingService:
             ):
                 raise model_not_found(only_model)
         return next_page_of_keyed(rows, limit, self._key, binding)
+
+    async def version_metrics(self, model_id: str, limit: int) -> list[VersionMetrics]:
+        """The metrics of the model's `limit` highest versions, highest first (the web UI's
+        chart of a metric across versions: far lighter than whole versions)."""
+        async with self._db.connection() as conn:
+            items = await listing_store.version_metrics(conn, model_id, limit)
+            if not items and await models_store.get_model_id(conn, model_id) is None:
+                raise model_not_found(model_id)
+        return items
 
     async def list_stage_transitions(
         self, ref: VersionRef, page_size: int, page_token: str

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from modelregistry.domain.access import Role
 from modelregistry.domain.error_reason import ErrorReason
-from modelregistry.domain.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
+from modelregistry.domain.errors import (
+    Aborted,
+    AlreadyExists,
+    FailedPrecondition,
+    NotFound,
+    excerpt,
+)
 from modelregistry.domain.models import CallContext, Model, ModelContent
-from modelregistry.domain.names import model_name
+from modelregistry.domain.names import model_id_candidates, model_name
 from modelregistry.domain.update_masks import apply_mask
 from modelregistry.service.summaries import model_summary
 from modelregistry.storage import audit_store, models_store
 from modelregistry.storage.database import Database
+
+# How many derived ids a create by display name tries ("fraud", "fraud-2", ...).
+_ID_TRIES = 20
 
 
 def model_not_found(model_id: str) -> NotFound:
@@ -23,8 +32,8 @@ def model_not_found(model_id: str) -> NotFound:
 def check_etag(resource: str, given: str, current: str) -> None:
     if given and given != current:
         raise Aborted(
-            f"{resource} was changed by someone else (etag {given!r} is stale, current is "
-            f"{current!r}); read it again and retry",
+            f"{resource} was changed by someone else (etag {excerpt(given)} is stale, current is "
+            f"{excerpt(current)}); read it again and retry",
             reason=ErrorReason.STALE_ETAG,
         )
 
@@ -49,6 +58,37 @@ class ModelService:
             if earlier is None or earlier.name != model_id:
                 raise
             return earlier
+
+    async def create_named(
+        self, ctx: CallContext, display_name: str, content: ModelContent
+    ) -> Model:
+        """A model known by `display_name` (how MLflow clients create models), under an id
+        derived from it: the first of its candidate ids no other model holds."""
+        content.display_name = display_name
+        async with self._db.connection() as conn:
+            if await models_store.get_model_by_display_name(conn, display_name) is not None:
+                raise models_store.display_name_taken(display_name)
+        for model_id in model_id_candidates(display_name, _ID_TRIES):
+            try:
+                return await self.create(ctx, model_id, content, None)
+            except AlreadyExists as exc:
+                if exc.reason != "MODEL_EXISTS":
+                    raise
+        raise AlreadyExists(
+            f"no free model id is left for {display_name!r} after {_ID_TRIES} tries; "
+            "pick a more distinctive name",
+            reason=ErrorReason.MODEL_EXISTS,
+        )
+
+    async def get_by_display_name(self, display_name: str) -> Model:
+        async with self._db.connection() as conn:
+            model = await models_store.get_model_by_display_name(conn, display_name)
+        if model is None:
+            raise NotFound(
+                f"no model is called {display_name!r}; list models with ListModels",
+                reason=ErrorReason.MODEL_NOT_FOUND,
+            )
+        return model
 
     async def _created_by(self, request_id: str | None) -> Model | None:
         """The model an earlier call with this request_id made (AIP-155), if any."""

@@ -10,6 +10,7 @@ from modelregistry.domain.models import Model, ModelVersion
 def model_summary(model: Model) -> dict[str, Any]:
     return {
         "description": model.content.description,
+        "display_name": model.content.display_name,
         "owner": model.content.owner,
         "labels": model.content.labels,
         "etag": model.etag,

@@ -6,12 +6,48 @@ BUFFERS x part size whatever the file size. Each part is hashed in order on a wo
 stored in S3 alongside the next ones, then recorded (committed size, part etag, SHA-256
 state) strictly in order, so the session in PostgreSQL always describes a durable prefix
 that any replica can resume from.
+
+    client ─► write() ─ fills a buffer ─ full ─► _submit(n) ─► task _store_part(n):
+                 ▲                                   1. hash n on a thread   (after hash n-1:
+                 │                                      the `hashed` futures chain)
+                 │ _buffer(): a free buffer,         2. PUT part n to S3     (in parallel
+                 │ or the first part's failure          with n-1 and n+1, within the deadline)
+                 └──── buffer back ◄──────────────── 3. record n in PostgreSQL (after record n-1:
+                                                        the `recorded` futures chain)
+
+A failure anywhere in part n fails `recorded` n, so every later record fails too and nothing
+is recorded out of order; the first failure also wakes write(), which ends the stream with
+it. The paths, each with the test that holds it (tests/integration, tests/faults):
+
+- a bad message (upload id, offset): refused at once, parts in flight still recorded in the
+  background (drain_quietly) - test_a_write_at_the_wrong_offset_is_refused_...;
+- bytes past the declared size: PastDeclaredSize, the caller aborts the session -
+  test_a_declared_digest_or_size_that_does_not_match_leaves_nothing[size_smaller];
+- a message after `finish`: refused before the short last part is stored -
+  test_a_message_after_finish_is_refused_and_nothing_is_truncated;
+- S3 refuses or is down: UNAVAILABLE - test_s3_stopped_mid_upload_is_unavailable_...;
+- S3 hangs: UNAVAILABLE at the deadline; the buffer waits for its thread -
+  test_a_hung_store_gives_unavailable_within_the_deadline_and_nothing_is_lost;
+- PostgreSQL fails a record: UNAVAILABLE, the prefix recorded so far stands -
+  test_resume_right_after_postgres_restarts_goes_through_at_once;
+- a second stream while this one lives: refused at its claim (UPLOAD_BUSY) -
+  test_a_second_stream_on_a_session_being_written_is_aborted;
+- another stream took the session after this one's lease lapsed: UPLOAD_CLAIM_LOST at the
+  next record (no test: it needs this writer stalled for LEASE_S while alive);
+- the client goes away: the handler is cancelled, parts in flight drain in the background,
+  the claim is released - test_a_stream_broken_at_a_random_offset_resumes_...;
+- the server dies: its claim lapses within LEASE_S -
+  test_resume_right_after_the_server_is_sigkilled_goes_through_at_once.
+
+Nor has a hashing thread failing: it cannot be made to fail without a mock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import mmap
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -28,6 +64,7 @@ from modelregistry.domain.errors import (
     PreconditionViolation,
 )
 from modelregistry.hashing import ResumableSha256
+from modelregistry.memory import return_free_memory
 from modelregistry.storage import artifacts_store
 from modelregistry.storage.database import Database
 from modelregistry.storage.object_store import ObjectStore
@@ -43,28 +80,65 @@ T = TypeVar("T")
 # server's half-open TCP connection keeps for hours.
 LEASE_S = 2.0
 RENEW_EVERY_S = LEASE_S / 4
+# Memory goes back to the OS after this long without a transfer ending: long enough for the
+# next file of a multi-file upload to reuse the pool, short enough that a server is back to
+# its idle memory seconds after its last transfer.
+RELEASE_IDLE_AFTER_S = 3.0
+# An anonymous mapping: its pages return to the OS when the last reference goes.
+PartBuffer = mmap.mmap
 
 
 class BufferPool:
-    """Part buffers shared by the uploads of this process.
+    """Part buffers shared by the uploads of this process; memory given back when quiet.
 
-    Allocated on demand and reused, so memory stays at the high-water mark of concurrent
-    uploads (at most BUFFERS per upload) instead of churning 16 MiB allocations, which the
-    C allocator would keep anyway.
+    While transfers run, buffers are reused: memory stays at the high-water mark of concurrent
+    uploads (at most BUFFERS per upload), and no part pays the page faults of a fresh 16 MiB
+    buffer. Once no transfer has ended for `release_after_s`, the idle buffers are dropped and
+    the heap's free memory is handed back too (modelregistry.memory). Each buffer is an
+    anonymous mmap, so dropping it unmaps its pages at once; a bytearray this large would go
+    back to the C allocator, which keeps it (the pool held ~160 MiB for good, issue 14).
+
+    Used from the event loop only (the release runs on a loop timer).
     """
 
-    def __init__(self, max_idle: int) -> None:
-        self._idle: dict[int, list[bytearray]] = {}
+    def __init__(self, max_idle: int, release_after_s: float = RELEASE_IDLE_AFTER_S) -> None:
+        self._idle: dict[int, list[PartBuffer]] = {}
         self._max_idle = max_idle
+        self._release_after_s = release_after_s
+        self._last_end = 0.0
+        self._timer: asyncio.TimerHandle | None = None
 
-    def take(self, size: int) -> bytearray:
+    @property
+    def idle_bytes(self) -> int:
+        """Bytes held by buffers no upload uses."""
+        return sum(size * len(idle) for size, idle in self._idle.items())
+
+    def take(self, size: int) -> PartBuffer:
         idle = self._idle.get(size)
-        return idle.pop() if idle else bytearray(size)
+        return idle.pop() if idle else mmap.mmap(-1, size)
 
-    def give(self, buffer: bytearray) -> None:
+    def give(self, buffer: PartBuffer) -> None:
         idle = self._idle.setdefault(len(buffer), [])
         if len(idle) < self._max_idle:
             idle.append(buffer)
+        self.transfer_ended()
+
+    def transfer_ended(self) -> None:
+        """An upload or download ended: memory goes back after `release_after_s` of quiet."""
+        self._last_end = time.monotonic()
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(
+                self._release_after_s, self._release_if_quiet
+            )
+
+    def _release_if_quiet(self) -> None:
+        self._timer = None
+        left = self._last_end + self._release_after_s - time.monotonic()
+        if left > 0:  # another transfer ended meanwhile: wait for quiet from then
+            self._timer = asyncio.get_running_loop().call_later(left, self._release_if_quiet)
+            return
+        self._idle.clear()
+        return_free_memory()
 
 
 @dataclass(frozen=True)
@@ -121,7 +195,7 @@ class UploadWriter:
         self._writer_id = writer_id
         self._hasher = ResumableSha256.from_state(session.hash_state, session.committed_size)
         self._next_part = len(session.parts) + 1
-        self._free: asyncio.Queue[bytearray] = asyncio.Queue()
+        self._free: asyncio.Queue[PartBuffer] = asyncio.Queue()
         self._allocated = 0
         self._parts: list[asyncio.Task[None]] = []
         self._hashed: asyncio.Future[Hashed] | None = None
@@ -194,7 +268,7 @@ class UploadWriter:
                 violations=[FieldViolation("data", "goes past the declared size_bytes")],
             )
 
-    async def _buffer(self) -> bytearray:
+    async def _buffer(self) -> PartBuffer:
         self._raise_failure()
         if self._free.empty() and self._allocated < BUFFERS:
             self._allocated += 1
@@ -224,7 +298,7 @@ class UploadWriter:
         while not self._free.empty():
             self._pool.give(self._free.get_nowait())
 
-    def _submit(self, buffer: bytearray, fill: int, end: int) -> None:
+    def _submit(self, buffer: PartBuffer, fill: int, end: int) -> None:
         number = self._next_part
         if number > MAX_PARTS:
             raise InvalidArgument.for_field(
@@ -252,7 +326,7 @@ class UploadWriter:
     async def _store_part(
         self,
         number: int,
-        buffer: bytearray,
+        buffer: PartBuffer,
         fill: int,
         end: int,
         previous_hashed: asyncio.Future[Hashed] | None,
@@ -265,12 +339,8 @@ class UploadWriter:
             state, summary = await _settle(
                 hashed, self._hash_in_order(number, data, previous_hashed)
             )
-            etag = await self._store.run_blocking(
-                self._store.upload_part,
-                self._session.object_key,
-                self._session.s3_upload_id,
-                number,
-                data,
+            etag = await self._store.upload_part_async(
+                self._session.object_key, self._session.s3_upload_id, number, data
             )
         except BaseException as exc:
             _fail(recorded, exc)

@@ -55,6 +55,23 @@ async def list_events(
     return [_event(row) for row in rows]
 
 
+async def list_events_before(
+    conn: asyncpg.Connection, audit_filter: AuditFilter, before: int | None, limit: int
+) -> list[AuditEvent]:
+    """Up to `limit` matching events with a sequence below `before` (all when None), newest
+    first."""
+    params: list[object] = [before]
+    conditions = _filter_conditions(audit_filter, params)
+    params.append(limit)
+    rows = await conn.fetch(
+        f"""SELECT {_COLUMNS} FROM audit_events
+            WHERE ($1::bigint IS NULL OR sequence < $1){conditions}
+            ORDER BY sequence DESC LIMIT ${len(params)}""",
+        *params,
+    )
+    return [_event(row) for row in rows]
+
+
 async def read_committed(
     conn: asyncpg.Connection, audit_filter: AuditFilter, after: int, limit: int
 ) -> tuple[list[AuditEvent], int]:

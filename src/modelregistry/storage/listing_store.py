@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from modelregistry.domain.filtering import Expr
-from modelregistry.domain.models import Model, ModelVersion
+from modelregistry.domain.models import Model, ModelVersion, Stage, VersionMetrics
 from modelregistry.domain.ordering import OrderKey
 from modelregistry.domain.page_tokens import CursorValue
 from modelregistry.storage.rows import (
@@ -20,6 +20,7 @@ from modelregistry.storage.sql_filters import compile_filter, compile_order
 
 MODEL_FIELD_COLUMNS = {
     "name": "m.name",
+    "display_name": "m.display_name",
     "owner": "m.owner",
     "description": "m.description",
     "labels": "m.labels",
@@ -28,6 +29,8 @@ MODEL_FIELD_COLUMNS = {
 }
 VERSION_FIELD_COLUMNS = {
     "name": "m.name",
+    "display_name": "m.display_name",
+    "source": "v.source_repository",
     "owner": "m.owner",
     "version": "v.version",
     "stage": "v.stage",
@@ -95,3 +98,17 @@ async def list_versions(
         *params,
     )
     return [(version_from_row(r), keyset.cursor_from_row(r)) for r in rows]
+
+
+async def version_metrics(
+    conn: asyncpg.Connection, model_id: str, limit: int
+) -> list[VersionMetrics]:
+    """Number, stage and metrics of the model's `limit` highest versions, highest first."""
+    rows = await conn.fetch(
+        """SELECT v.version, v.stage, v.metrics
+           FROM model_versions v JOIN models m ON m.id = v.model_id
+           WHERE m.name = $1 ORDER BY v.version DESC LIMIT $2""",
+        model_id,
+        limit,
+    )
+    return [VersionMetrics(r["version"], Stage(r["stage"]), r["metrics"]) for r in rows]

@@ -16,13 +16,16 @@ async def insert_model(
 ) -> Model:
     try:
         row = await conn.fetchrow(
-            f"""INSERT INTO models AS m (name, description, owner, labels, request_id)
-                VALUES ($1, $2, $3, $4, $5) RETURNING {MODEL_COLUMNS}""",
+            f"""INSERT INTO models AS m (name, description, owner, labels, request_id,
+                                         display_name)
+                VALUES ($1, $2, $3, $4, $5, COALESCE(NULLIF($6, ''), $1))
+                RETURNING {MODEL_COLUMNS}""",
             model_id,
             content.description,
             content.owner,
             content.labels,
             request_id,
+            content.display_name,
         )
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name == "models_request_id_key":
@@ -31,11 +34,30 @@ async def insert_model(
                 "use a fresh request_id for each new model",
                 reason=ErrorReason.REQUEST_ID_REUSED,
             ) from exc
+        if exc.constraint_name == "models_display_name_key":
+            raise display_name_taken(content.display_name or model_id) from exc
         raise AlreadyExists(
             f"model {model_id!r} already exists; pick another id or update that model",
             reason=ErrorReason.MODEL_EXISTS,
         ) from exc
     return model_from_row(expect_row(row))
+
+
+def display_name_taken(display_name: str) -> AlreadyExists:
+    return AlreadyExists(
+        f"another model is already called {display_name!r}; display names are unique",
+        reason=ErrorReason.DISPLAY_NAME_TAKEN,
+    )
+
+
+async def get_model_by_display_name(
+    conn: asyncpg.Connection, display_name: str, *, for_update: bool = False
+) -> Model | None:
+    lock = " FOR UPDATE" if for_update else ""
+    row = await conn.fetchrow(
+        f"SELECT {MODEL_COLUMNS} FROM models m WHERE m.display_name = $1{lock}", display_name
+    )
+    return model_from_row(row) if row else None
 
 
 async def find_model_by_request_id(conn: asyncpg.Connection, request_id: str) -> Model | None:
@@ -66,15 +88,20 @@ async def get_model_id(
 
 
 async def update_model(conn: asyncpg.Connection, row_id: int, content: ModelContent) -> Model:
-    row = await conn.fetchrow(
-        f"""UPDATE models AS m SET description = $2, owner = $3, labels = $4,
-                   revision = revision + 1, update_time = now()
-            WHERE m.id = $1 RETURNING {MODEL_COLUMNS}""",
-        row_id,
-        content.description,
-        content.owner,
-        content.labels,
-    )
+    try:
+        row = await conn.fetchrow(
+            f"""UPDATE models AS m SET description = $2, owner = $3, labels = $4,
+                       display_name = COALESCE(NULLIF($5, ''), m.name),
+                       revision = revision + 1, update_time = now()
+                WHERE m.id = $1 RETURNING {MODEL_COLUMNS}""",
+            row_id,
+            content.description,
+            content.owner,
+            content.labels,
+            content.display_name,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise display_name_taken(content.display_name) from exc
     return model_from_row(expect_row(row))
 
 

@@ -33,7 +33,7 @@ def expect_row(row: Row | None) -> Row:
 
 MODEL_COLUMNS = (
     "m.id, m.name, m.description, m.owner, m.labels, m.latest_version, m.revision, "
-    "m.create_time, m.update_time"
+    "m.create_time, m.update_time, m.display_name"
 )
 VERSION_COLUMNS = (
     "v.id, m.name AS model, v.version, v.description, v.source_repository, v.source_commit, "
@@ -48,7 +48,8 @@ VERSION_COLUMNS = (
 # Single-version reads also bring the file list, in the same statement.
 VERSION_COLUMNS_WITH_MANIFEST = (
     VERSION_COLUMNS
-    + """, (SELECT COALESCE(jsonb_agg(jsonb_build_array(a.path, a.size_bytes, a.blob_sha256)
+    + """, (SELECT COALESCE(jsonb_agg(jsonb_build_array(a.path, a.size_bytes, a.blob_sha256,
+                                                   a.summary)
                                  ORDER BY a.path COLLATE "C"), '[]'::jsonb)
         FROM artifacts a WHERE a.version_id = v.id) AS manifest"""
 )
@@ -59,7 +60,10 @@ def model_from_row(row: Row) -> Model:
         id=row["id"],
         name=row["name"],
         content=ModelContent(
-            description=row["description"], owner=row["owner"], labels=row["labels"]
+            description=row["description"],
+            owner=row["owner"],
+            labels=row["labels"],
+            display_name=row["display_name"],
         ),
         latest_version=row["latest_version"],
         revision=row["revision"],
@@ -105,7 +109,16 @@ def _manifest(row: Row) -> list[ManifestEntry] | None:
     entries = row.get("manifest")
     if entries is None:
         return None
-    return [ManifestEntry(path, size, sha256) for path, size, sha256 in entries]
+    return [
+        ManifestEntry(path, size, sha256, _entry_summary(summary))
+        for path, size, sha256, summary in entries
+    ]
+
+
+def _entry_summary(value: Any) -> tuple[str, dict[str, str]] | None:
+    if not value:
+        return None
+    return value["format"], dict(value["properties"])
 
 
 def version_values(content: VersionContent) -> tuple[Any, ...]:

@@ -37,6 +37,7 @@ from modelregistry.domain.filtering import (
     Contains,
     Expr,
     FieldKind,
+    Like,
     Not,
     Op,
     Or,
@@ -88,7 +89,15 @@ class _Compiler:
             return self.present(expr)
         if isinstance(expr, Contains):
             return self.contains(expr)
+        if isinstance(expr, Like):
+            return self.like(expr)
         return self.compare(expr)
+
+    def like(self, expr: Like) -> str:
+        column = self.column(expr.field)
+        target = column if expr.key is None else f"({column} ->> {self.param(expr.key, 'text')})"
+        op = "ILIKE" if expr.case_insensitive else "LIKE"
+        return f"COALESCE({target} {op} {self.param(expr.pattern, 'text')}, FALSE)"
 
     def present(self, expr: Present) -> str:
         column = self.column(expr.field)

@@ -3,25 +3,21 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from modelregistry.http.errors import HttpError, render_json_error
+from modelregistry.http.mlflow.artifacts import artifact_routes as _artifact_routes
+from modelregistry.http.mlflow.errors import render_error
+from modelregistry.http.mlflow.registry import registry_routes
 from modelregistry.service.container import Services
+
+__all__ = ["artifact_routes", "render_error", "routes"]
 
 
 def routes(services: Services) -> list[BaseRoute]:
-    """Routes relative to `/api/2.0/mlflow` (e.g. Route("/registered-models/get", ...))."""
-    return []
+    """MLflow's Model Registry API, relative to `/api/2.0/mlflow`."""
+    return registry_routes()
 
 
 def artifact_routes(services: Services) -> list[BaseRoute]:
-    """Routes relative to `/api/2.0/mlflow-artifacts` (e.g. Route("/artifacts/{path:path}"))."""
-    return []
-
-
-def render_error(request: Request, error: HttpError) -> Response:
-    """MLflow's error body (placeholder: the edge's JSON shape until this surface has its own,
-    `{"error_code", "message"}`)."""
-    return render_json_error(request, error)
+    """MLflow's artifact API, relative to `/api/2.0/mlflow-artifacts`."""
+    return _artifact_routes()
