@@ -28,7 +28,7 @@ import math
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,6 +201,12 @@ SEEDED_IDS = {"model": helpers.MODEL, "version": "1", "artifact": "weights.bin",
               "token": "00000000-0000-0000-0000-000000000000"}  # fmt: skip
 
 
+def _extension(descriptor: Descriptor | FieldDescriptor, extension: FieldDescriptor) -> Any:
+    """The value of an option extension. googleapis' generated .pyi declares its extensions
+    as plain FieldDescriptors where Extensions[] (types-protobuf) wants typed ones."""
+    return descriptor.GetOptions().Extensions[extension]  # type: ignore[index]
+
+
 def _resource_patterns() -> dict[str, list[str]]:
     patterns: dict[str, list[str]] = {}
     seen: set[str] = set()
@@ -229,12 +235,6 @@ RESOURCE_PATTERNS = _resource_patterns()
 
 def _filled(pattern: str) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: SEEDED_IDS.get(m.group(1), "1"), pattern)
-
-
-def _extension(descriptor: Descriptor | FieldDescriptor, extension: FieldDescriptor) -> Any:
-    """The value of an option extension. googleapis' generated .pyi declares its extensions
-    as plain FieldDescriptors where Extensions[] (types-protobuf) wants typed ones."""
-    return descriptor.GetOptions().Extensions[extension]  # type: ignore[index]
 
 
 def plausible_names(fd: FieldDescriptor) -> list[str]:
@@ -328,7 +328,7 @@ def _message_type(fd: FieldDescriptor) -> Descriptor:
 
 
 def _required(fd: FieldDescriptor) -> bool:
-    behaviors: list[int] = _extension(fd, field_behavior_pb2.field_behavior)
+    behaviors: Sequence[int] = _extension(fd, field_behavior_pb2.field_behavior)
     return field_behavior_pb2.REQUIRED in behaviors
 
 

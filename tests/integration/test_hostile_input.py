@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -344,7 +344,7 @@ async def test_creates_without_content_are_optional_in_the_contract_and_accepted
         options = request_type.DESCRIPTOR.fields_by_name[field].GetOptions()
         # googleapis' .pyi declares the extension a plain FieldDescriptor; Extensions[] wants
         # the typed extension descriptor.
-        behaviors: list[int] = options.Extensions[field_behavior_pb2.field_behavior]  # type: ignore[index]
+        behaviors: Sequence[int] = options.Extensions[field_behavior_pb2.field_behavior]  # type: ignore[index]
         assert list(behaviors) == [field_behavior_pb2.OPTIONAL], request_type.__name__
     model = await registry.CreateModel(pb.CreateModelRequest(model_id="bare"))
     assert (model.description, model.owner, dict(model.labels)) == ("", "", {})
