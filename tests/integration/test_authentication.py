@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 import grpc
@@ -28,10 +28,14 @@ async def seeded(registry: RegistryServiceAsyncStub) -> None:
         await registry.CreateModelVersion(pb.CreateModelVersionRequest(parent=f"models/{model_id}"))
 
 
+# A stub that calls as a new principal holding `role` (on `model`, or everywhere).
+AsRole = Callable[[Role, str | None], Awaitable[RegistryServiceAsyncStub]]
+
+
 @pytest.fixture
 async def as_role(
     registry_target: str, migrated_database_url: str, seeded: None
-) -> AsyncIterator[object]:
+) -> AsyncIterator[AsRole]:
     channels: list[grpc.aio.Channel] = []
 
     async def stub_for(role: Role, model: str | None = None) -> RegistryServiceAsyncStub:
@@ -47,9 +51,9 @@ async def as_role(
         await channel.close()
 
 
-async def _code(call: object) -> grpc.StatusCode:
+async def _code(call: Awaitable[object]) -> grpc.StatusCode:
     try:
-        await call  # type: ignore[misc]
+        await call
     except grpc.aio.AioRpcError as error:
         return error.code()
     return grpc.StatusCode.OK
@@ -89,8 +93,8 @@ async def test_health_answers_without_a_token(registry_target: str) -> None:
     assert response.status == health_pb2.HealthCheckResponse.SERVING
 
 
-async def test_a_viewer_reads_but_changes_nothing(as_role: object) -> None:
-    viewer = await as_role(Role.VIEWER)  # type: ignore[operator]
+async def test_a_viewer_reads_but_changes_nothing(as_role: AsRole) -> None:
+    viewer = await as_role(Role.VIEWER, None)
     assert (await viewer.GetModel(GET)).name == "models/shared"
     assert await _code(viewer.CreateModel(pb.CreateModelRequest(model_id="new"))) == (
         grpc.StatusCode.PERMISSION_DENIED
@@ -102,8 +106,8 @@ async def test_a_viewer_reads_but_changes_nothing(as_role: object) -> None:
     assert len(listed.model_versions) == 1
 
 
-async def test_an_editor_granted_on_one_model_edits_only_that_model(as_role: object) -> None:
-    editor = await as_role(Role.EDITOR, "shared")  # type: ignore[operator]
+async def test_an_editor_granted_on_one_model_edits_only_that_model(as_role: AsRole) -> None:
+    editor = await as_role(Role.EDITOR, "shared")
     created = await editor.CreateModelVersion(pb.CreateModelVersionRequest(parent="models/shared"))
     assert created.created_by == "editor-shared"
     assert await _code(
@@ -114,24 +118,24 @@ async def test_an_editor_granted_on_one_model_edits_only_that_model(as_role: obj
     )
 
 
-async def test_promotion_to_production_needs_the_approver_role(as_role: object) -> None:
+async def test_promotion_to_production_needs_the_approver_role(as_role: AsRole) -> None:
     promote = pb.TransitionModelVersionStageRequest(
         name="models/shared/versions/1", stage=model_version_pb2.STAGE_PRODUCTION
     )
-    editor = await as_role(Role.EDITOR)  # type: ignore[operator]
+    editor = await as_role(Role.EDITOR, None)
     assert await _code(editor.TransitionModelVersionStage(promote)) == (
         grpc.StatusCode.PERMISSION_DENIED
     )
-    approver = await as_role(Role.APPROVER, "shared")  # type: ignore[operator]
+    approver = await as_role(Role.APPROVER, "shared")
     moved = await approver.TransitionModelVersionStage(promote)
     assert moved.model_version.stage == model_version_pb2.STAGE_PRODUCTION
 
 
-async def test_deleting_needs_the_admin_role(as_role: object) -> None:
+async def test_deleting_needs_the_admin_role(as_role: AsRole) -> None:
     delete = pb.DeleteModelRequest(name="models/other", force=True)
-    approver = await as_role(Role.APPROVER)  # type: ignore[operator]
+    approver = await as_role(Role.APPROVER, None)
     assert await _code(approver.DeleteModel(delete)) == grpc.StatusCode.PERMISSION_DENIED
-    admin = await as_role(Role.ADMIN)  # type: ignore[operator]
+    admin = await as_role(Role.ADMIN, None)
     await admin.DeleteModel(delete)
     assert await _code(admin.GetModel(pb.GetModelRequest(name="models/other"))) == (
         grpc.StatusCode.NOT_FOUND

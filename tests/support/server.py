@@ -83,8 +83,8 @@ async def running_endpoints(
         if not stopped:
             task.cancel()
             await asyncio.wait({task}, timeout=SHUTDOWN_WAIT_S)
-        if task.done() and not task.cancelled() and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]
+        if task.done() and not task.cancelled() and (failure := task.exception()) is not None:
+            raise failure
 
 
 @pytest.fixture
