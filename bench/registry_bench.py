@@ -212,6 +212,9 @@ async def _drive(
             report["artifacts"] = await artifacts.run(
                 channel, workdir, s3, transfer_meters, options.artifact_mib
             )
+            report["artifacts"].update(
+                await artifacts.client_paths(target, token, workdir, s3, options.artifact_mib)
+            )
         if server.poll() is not None:
             raise RuntimeError(f"the server exited with code {server.returncode} during the run")
         if health_warning:
@@ -403,7 +406,9 @@ def _setup(options: Options, postgres_port: int, s3_port: int) -> dict[str, Any]
     if options.only != "artifacts":
         common.update(registry)
     if options.only != "registry":
-        common["artifacts"] = artifacts.setup(options.artifact_mib)
+        common["artifacts"] = artifacts.setup(options.artifact_mib) | (
+            artifacts.client_paths_setup(options.artifact_mib)
+        )
     return common
 
 

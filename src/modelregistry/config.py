@@ -37,12 +37,17 @@ class Settings:
     s3_bucket: str = "modelregistry"
     s3_secure: bool = False
     s3_region: str = "us-east-1"
+    # The S3 endpoint as clients reach it ([http[s]://]host:port), for presigned download
+    # URLs (`modelreg download --direct`, OCI blob redirects); empty means MODELREG_S3_ENDPOINT.
+    s3_public_endpoint: str = ""
     # Seconds any one call to S3 may take, waiting for a free thread included; past it (or
     # past the caller's own gRPC deadline, if sooner) the caller gets UNAVAILABLE.
     s3_deadline_s: float = 15.0
     # Uploads streaming at once per replica; more get RESOURCE_EXHAUSTED. Each holds up to
     # (parts in flight + 1) x part size of memory, 64 MiB with 16 MiB parts.
     max_concurrent_uploads: int = 8
+    # The longest a presigned download URL may work (GetArtifactDownloadUrl's `lifetime`).
+    download_url_max_lifetime_s: float = 3600.0
     # `modelreg gc` aborts upload sessions idle for longer than this.
     upload_idle_timeout_s: float = 86400.0
     # Prometheus metrics HTTP port on the listen host (0 disables).
@@ -106,6 +111,9 @@ class Settings:
             )
         if self.s3_deadline_s <= 0:
             raise ConfigError("MODELREG_S3_DEADLINE_S must be > 0")
+        if not 1 <= self.download_url_max_lifetime_s <= 7 * 86400:
+            # S3 signatures (SigV4) are valid for at most 7 days.
+            raise ConfigError("MODELREG_DOWNLOAD_URL_MAX_LIFETIME_S must be 1 s to 7 days")
         if self.shutdown_grace_s < 0 or self.health_interval_s <= 0:
             raise ConfigError(
                 "MODELREG_SHUTDOWN_GRACE_S and MODELREG_HEALTH_INTERVAL_S must be > 0"

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable
+from datetime import timedelta
 
 import grpc
 import structlog
@@ -111,6 +112,7 @@ def object_store_from(settings: Settings) -> ObjectStore:
         secure=settings.s3_secure,
         region=settings.s3_region,
         deadline_s=settings.s3_deadline_s,
+        public_endpoint=settings.s3_public_endpoint,
     )
 
 
@@ -125,7 +127,11 @@ async def _serve_with(
         await migrations.check_schema(conn)
         page_key = await secrets_store.page_token_key(conn)
     services = build_services(
-        db, store, page_key, max_concurrent_uploads=settings.max_concurrent_uploads
+        db,
+        store,
+        page_key,
+        max_concurrent_uploads=settings.max_concurrent_uploads,
+        download_url_max_lifetime=timedelta(seconds=settings.download_url_max_lifetime_s),
     )
     server = grpc.aio.server(
         options=GRPC_OPTIONS,

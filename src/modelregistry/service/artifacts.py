@@ -7,13 +7,16 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 from modelregistry.domain.access import Role
 from modelregistry.domain.artifacts import (
     DEFAULT_CONTENT_TYPE,
     Artifact,
+    DownloadUrl,
     UploadSession,
     UploadState,
+    download_url_lifetime,
     part_size_for,
 )
 from modelregistry.domain.errors import (
@@ -50,6 +53,10 @@ from modelregistry.storage.object_store import ObjectStore
 
 BLOB_PREFIX = "blobs/"
 DOWNLOAD_READ_AHEAD = 4
+# Presigned download URLs: long enough to fetch a large shard, short enough that a leaked URL
+# soon stops working. The maximum is MODELREG_DOWNLOAD_URL_MAX_LIFETIME_S.
+DEFAULT_DOWNLOAD_URL_LIFETIME = timedelta(minutes=15)
+MAX_DOWNLOAD_URL_LIFETIME = timedelta(hours=1)
 
 
 def upload_not_found(upload_id: str) -> NotFound:
@@ -86,8 +93,10 @@ class ArtifactService:
         versions: VersionService,
         page_token_key: bytes,
         max_concurrent_uploads: int,
+        download_url_max_lifetime: timedelta = MAX_DOWNLOAD_URL_LIFETIME,
     ) -> None:
         self._db = db
+        self._download_url_max_lifetime = download_url_max_lifetime
         self._store = store
         self._versions = versions
         self._key = page_token_key
@@ -409,6 +418,24 @@ class ArtifactService:
         if key is None:
             raise DataLoss(f"the content of {artifact.name} is missing", reason="BLOB_MISSING")
         return artifact, self._store.stream_range(key, offset, count, DOWNLOAD_READ_AHEAD)
+
+    async def download_url(
+        self, ctx: CallContext, ref: VersionRef, path: str, lifetime: timedelta | None
+    ) -> DownloadUrl:
+        """A presigned URL that reads the artifact's bytes straight from the store."""
+        lifetime = download_url_lifetime(
+            lifetime, DEFAULT_DOWNLOAD_URL_LIFETIME, self._download_url_max_lifetime, "lifetime"
+        )
+        ctx.require(Role.VIEWER, ref.model, "read artifacts of this model")
+        artifact = await self.get(ref, path)
+        async with self._db.connection() as conn:
+            key = await artifacts_store.object_key_of(conn, artifact.sha256)
+        if key is None:
+            raise DataLoss(f"the content of {artifact.name} is missing", reason="BLOB_MISSING")
+        # Taken before signing, so the URL never outlives what the caller is told.
+        expire_time = datetime.now(UTC) + lifetime
+        url = self._store.presigned_get_url(key, lifetime)
+        return DownloadUrl(url=url, expire_time=expire_time, artifact=artifact)
 
     async def list(self, ref: VersionRef, page_size: int, page_token: str) -> Page[Artifact]:
         limit = resolve_page_size(page_size)

@@ -19,7 +19,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 import urllib3
@@ -80,8 +80,10 @@ class ObjectStore:
         connect_timeout_s: float = 5.0,
         deadline_s: float = DEFAULT_DEADLINE_S,
         retries: int = 3,
+        public_endpoint: str = "",
     ) -> None:
         self.endpoint = endpoint
+        self.public_endpoint = public_endpoint
         self.bucket = bucket
         self.secure = secure
         self.deadline_s = deadline_s
@@ -342,6 +344,24 @@ class ObjectStore:
             message=f"could not {action} {self.bucket!r} at S3 endpoint {self.endpoint}: {detail}",
             metadata={"endpoint": self.endpoint, "bucket": self.bucket},
         )
+
+    def presigned_get_url(self, key: str, expires: timedelta) -> str:
+        """A URL that lets whoever holds it GET `key` (Range allowed) until `expires` from now.
+
+        Signed for the store as clients see it (`public_endpoint`, [http[s]://]host:port;
+        this store's own endpoint when empty): the host is part of the signature, so a URL
+        cannot be signed for one host and rewritten to another. Signing is local computation:
+        no request reaches the store (the region is given, so minio does not look it up).
+        """
+        scheme, _, host = (self.public_endpoint or self.endpoint).rstrip("/").rpartition("://")
+        signer = Minio(
+            host,
+            credentials=self._client._provider,
+            secure=scheme == "https" if scheme else self.secure,
+            region=self._client._base_url.region,
+        )
+        with self._translated_errors("sign a URL for"):
+            return signer.presigned_get_object(self.bucket, key, expires=expires)
 
 
 class RangeReader:
