@@ -234,6 +234,7 @@ def upload_file(
     hash_progress: Progress | None = None,
     retries: int = DEFAULT_RETRIES,
     timeout: float | None = client.DEFAULT_TIMEOUT_S,
+    cancel: threading.Event | None = None,
 ) -> artifact_pb2.Artifact:
     """Upload `local_file` as `path_in_version` of a version in DEVELOPMENT; return the Artifact.
 
@@ -244,6 +245,8 @@ def upload_file(
     after a backoff. `timeout` bounds each unary call; the stream itself has no deadline.
     Raises grpc.RpcError for a refused request (e.g. DATA_LOSS when the bytes changed under
     the upload, ALREADY_EXISTS for a path the version has) or after `retries` failures.
+    Setting `cancel` ends the stream at its next message (TransferError; the session stays
+    open at its committed size).
     """
     stub = artifact_stub(channel_or_stub)
     parent = client.version_name(version_name)
@@ -265,7 +268,7 @@ def upload_file(
             if progress:
                 progress(size, size)
             return session.result
-        return _write_session(stub, session, f.fileno(), size, progress, retry, timeout)
+        return _write_session(stub, session, f.fileno(), size, progress, retry, timeout, cancel)
 
 
 def _unary_with_retry(method: Any, request: Any, timeout: float | None, retry: _Retry) -> Any:
@@ -288,13 +291,16 @@ def _write_session(
     progress: Progress | None,
     retry: _Retry,
     timeout: float | None,
+    cancel: threading.Event | None = None,
 ) -> artifact_pb2.Artifact:
     upload_id = session.upload_id
     offset = session.committed_size
     while True:
         local_failure: list[BaseException] = []
         ended = threading.Event()
-        requests = _write_requests(fd, upload_id, offset, size, progress, local_failure, ended)
+        requests = _write_requests(
+            fd, upload_id, offset, size, progress, local_failure, ended, cancel
+        )
         try:
             response: artifact_service_pb2.WriteResponse = stub.Write(requests)
         except grpc.RpcError as error:
@@ -362,6 +368,7 @@ def _write_requests(
     progress: Progress | None,
     failure: list[BaseException],
     ended: threading.Event,
+    cancel: threading.Event | None = None,
 ) -> Iterator[artifact_service_pb2.WriteRequest]:
     """The messages of one Write stream from `start`; the last carries `finish`.
 
@@ -381,6 +388,9 @@ def _write_requests(
     buffer = bytearray(CHUNK_SIZE)
     view = memoryview(buffer)
     while pos < size and not ended.is_set():
+        if cancel is not None and cancel.is_set():
+            failure.append(TransferError(f"upload {upload_id} cancelled at byte {pos}"))
+            return
         n = os.preadv(fd, [view[: min(CHUNK_SIZE, size - pos)]], pos)
         if n == 0:
             failure.append(TransferError(f"the file shrank to {pos} bytes during the upload"))
@@ -407,6 +417,7 @@ class _Shared:
     lock: threading.Lock = field(default_factory=threading.Lock)
     done: int = 0
     calls: set[Any] = field(default_factory=set)
+    cancel: threading.Event | None = None  # set by the caller: stop with TransferError
 
     def advance(self, n: int) -> None:
         with self.lock:
@@ -442,6 +453,7 @@ def download_file(
     progress: Progress | None = None,
     retries: int = DEFAULT_RETRIES,
     expected_sha256: str | None = None,
+    cancel: threading.Event | None = None,
 ) -> artifact_pb2.Artifact:
     """Download artifact `artifact_name` to `dest_path`; return its Artifact.
 
@@ -458,7 +470,7 @@ def download_file(
     first, artifact = _open_download(stub, artifact_name, 0, 0, retry)
     size = artifact.size_bytes
     ranges = split_ranges(size, streams) if size > parallel_threshold and streams > 1 else []
-    shared = _Shared(total=size, progress=progress)
+    shared = _Shared(total=size, progress=progress, cancel=cancel)
     shared.track(first)
     tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.part"
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
@@ -612,6 +624,8 @@ def _fetch_range(
                 if (again.sha256, again.size_bytes) != (artifact.sha256, artifact.size_bytes):
                     raise TransferError(f"{artifact.name} changed during the download")
             for message in call:
+                if shared.cancel is not None and shared.cancel.is_set():
+                    raise TransferError(f"{artifact.name}: download cancelled")
                 data = message.data  # read once: every access copies
                 take = min(len(data), end - pos)
                 os.pwrite(fd, data if take == len(data) else memoryview(data)[:take], pos)
@@ -685,21 +699,23 @@ class TransfersFailed(TransferError):
 
 
 def _in_parallel(
-    work: Sequence[tuple[str, Callable[[], artifact_pb2.Artifact]]], parallel: int
+    work: Sequence[tuple[str, Callable[[threading.Event], artifact_pb2.Artifact]]], parallel: int
 ) -> list[artifact_pb2.Artifact]:
     """Run each file's transfer on a pool of `parallel` threads; results in input order.
 
     One file's failure does not stop the others (each resumes its own stream): every file
-    gets its chance, then the failures are raised together. Ctrl-C stops queued files at once;
-    running ones end at their next message.
+    gets its chance, then the failures are raised together. Ctrl-C (any BaseException in the
+    calling thread) drops queued files and tells running ones, through the event each gets,
+    to stop at their next message, so the process can exit.
     """
     if parallel < 1:
         raise ValueError("parallel must be >= 1")
     results: dict[str, artifact_pb2.Artifact] = {}
     failures: dict[str, BaseException] = {}
+    cancel = threading.Event()
     pool = ThreadPoolExecutor(max_workers=min(parallel, len(work) or 1), thread_name_prefix="file")
     try:
-        futures = {pool.submit(run): path for path, run in work}
+        futures = {pool.submit(run, cancel): path for path, run in work}
         for future in futures:
             path = futures[future]
             try:
@@ -707,6 +723,7 @@ def _in_parallel(
             except Exception as failure:
                 failures[path] = failure
     except BaseException:
+        cancel.set()
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
@@ -741,8 +758,8 @@ def upload_files(
     if len(set(paths)) != len(paths):
         raise ValueError("two files have the same path in the version")
 
-    def one(item: UploadItem) -> Callable[[], artifact_pb2.Artifact]:
-        def run() -> artifact_pb2.Artifact:
+    def one(item: UploadItem) -> Callable[[threading.Event], artifact_pb2.Artifact]:
+        def run(cancel: threading.Event) -> artifact_pb2.Artifact:
             report = _phase_progress(progress, item.path)
             artifact = upload_file(
                 stub,
@@ -755,6 +772,7 @@ def upload_files(
                 hash_progress=report("hash"),
                 retries=retries,
                 timeout=timeout,
+                cancel=cancel,
             )
             if progress:
                 progress(item.path, "done", artifact.size_bytes, artifact.size_bytes)
@@ -796,8 +814,8 @@ def download_files(
     """
     stub = artifact_stub(channel_or_stub)
 
-    def one(item: DownloadItem) -> Callable[[], artifact_pb2.Artifact]:
-        def run() -> artifact_pb2.Artifact:
+    def one(item: DownloadItem) -> Callable[[threading.Event], artifact_pb2.Artifact]:
+        def run(cancel: threading.Event) -> artifact_pb2.Artifact:
             report = _phase_progress(progress, item.artifact_name)("download")
             if direct:
                 artifact = download_direct(
@@ -808,6 +826,7 @@ def download_files(
                     retries=retries,
                     expected_sha256=item.expected_sha256,
                     timeout=timeout,
+                    cancel=cancel,
                 )
             else:
                 artifact = download_file(
@@ -818,6 +837,7 @@ def download_files(
                     progress=report,
                     retries=retries,
                     expected_sha256=item.expected_sha256,
+                    cancel=cancel,
                 )
             if progress:
                 progress(item.artifact_name, "done", artifact.size_bytes, artifact.size_bytes)
@@ -854,6 +874,7 @@ def download_direct(
     retries: int = DEFAULT_RETRIES,
     expected_sha256: str | None = None,
     timeout: float | None = client.DEFAULT_TIMEOUT_S,
+    cancel: threading.Event | None = None,
 ) -> artifact_pb2.Artifact:
     """Download an artifact straight from the object store through a presigned URL.
 
@@ -896,7 +917,7 @@ def download_direct(
                     if (url.sha256, url.size_bytes) != (artifact.sha256, artifact.size_bytes):
                         raise TransferError(f"{artifact_name} changed during the download")
                 try:
-                    pos = _read_direct(http, url, artifact_name, f, pos, digest, progress)
+                    pos = _read_direct(http, url, artifact_name, f, pos, digest, progress, cancel)
                     retry.progressed()
                 except _UrlRefused:
                     url = None  # expired or revoked: a fresh one, within the retries
@@ -941,6 +962,7 @@ def _read_direct(
     pos: int,
     digest: Any,
     progress: Progress | None,
+    cancel: threading.Event | None = None,
 ) -> int:
     """GET the bytes from `pos` to the end, appending them to `f`; the new position."""
     size = url.size_bytes
@@ -954,6 +976,8 @@ def _read_direct(
         if response.status != 206 and not (response.status == 200 and pos == 0):
             raise TransferError(f"{name}: the store answered HTTP {response.status}")
         while pos < size:
+            if cancel is not None and cancel.is_set():
+                raise TransferError(f"{name}: download cancelled")
             data = response.read(CHUNK_SIZE)
             if not data:
                 break
