@@ -2,7 +2,10 @@
 
 Docker and cluster tools do not run where `make lint` runs, so this reads the files with
 pyyaml and tomllib, compares them with the code (`modelregistry.config.Settings`,
-`[project.scripts]`, the dev pins in pyproject.toml) and prints one line per problem.
+`[project.scripts]`, the dev pins in pyproject.toml) and prints one line per problem. The
+generic checks are left to tools made for them, all offline and pinned in the `dev` extra:
+kubernetes-validate (the manifests against the Kubernetes API schemas, strictly, so an unknown
+field is an error), hadolint (Dockerfile lint) and pathspec (.dockerignore matching).
 
     python deploy/check.py [REPO_ROOT]      # exit 0 when clean, 1 otherwise
 
@@ -15,6 +18,8 @@ import dataclasses
 import json
 import re
 import shlex
+import shutil
+import subprocess
 import sys
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -22,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
+import pathspec
 import yaml
 
 # Settings a container cannot run without (they have no usable default).
@@ -35,6 +42,8 @@ MUST_IGNORE = (".venv/bin/python", ".modelreg/pg/PG_VERSION", "third_party/googl
 PLACEHOLDER = "REPLACE_ME"
 ENV_NAME = re.compile(r"\bMODELREG_[A-Z0-9_]+\b")
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
+# The oldest and newest Kubernetes whose API schemas the pinned kubernetes-validate holds.
+KUBERNETES_VERSIONS = ("1.25", "1.37")
 
 Report = Callable[[str], None]
 
@@ -106,66 +115,27 @@ def env_name(field_name: str) -> str:
 # --------------------------------------------------------------------------- ignore files
 
 
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    """Docker's .dockerignore glob (Go filepath.Match plus `**`) as a regex."""
-    out, i = [], 0
-    while i < len(pattern):
-        c = pattern[i]
-        if pattern.startswith("**", i):
-            if pattern.startswith("**/", i):
-                out.append("(?:.*/)?")
-                i += 3
-            else:
-                out.append(".*")
-                i += 2
+def dockerignore_spec(text: str) -> pathspec.PathSpec:
+    """Docker's .dockerignore rules: Go filepath.Match with `**`, each pattern matched from the
+    context root (unlike git, where a pattern without `/` matches at any depth), the last
+    matching pattern winning and excluding a directory's contents too."""
+    patterns = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
             continue
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            end = pattern.find("]", i + 1)
-            if end < 0:
-                out.append(re.escape(c))
-            else:
-                body = pattern[i + 1 : end]
-                out.append("[" + ("^" + body[1:] if body.startswith(("!", "^")) else body) + "]")
-                i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile("".join(out))
+        negate = "!" if line.startswith("!") else ""
+        patterns.append(f"{negate}/{line.lstrip('!').lstrip('/')}")
+    return pathspec.GitIgnoreSpec.from_lines(patterns)
 
 
-@dataclass
-class IgnoreRules:
-    rules: list[tuple[bool, re.Pattern[str]]] = field(default_factory=list)
-
-    @classmethod
-    def parse(cls, text: str, *, gitignore: bool = False) -> IgnoreRules:
-        rules = []
-        for raw in text.splitlines():
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            negate = line.startswith("!")
-            line = line.lstrip("!").rstrip("/")
-            if gitignore and "/" not in line:
-                line = "**/" + line
-            line = line.lstrip("/")
-            if line:
-                rules.append((negate, _glob_regex(line)))
-        return cls(rules)
-
-    def ignores(self, path: str) -> bool:
-        """True when `path` (relative, `/`-separated) or one of its parents is excluded."""
-        parts = path.strip("/").split("/")
-        candidates = ["/".join(parts[: n + 1]) for n in range(len(parts))]
-        excluded = False
-        for negate, regex in self.rules:
-            if any(regex.fullmatch(c) for c in candidates):
-                excluded = not negate
-        return excluded
+def _read_ignore(path: Path, *, gitignore: bool = False) -> pathspec.PathSpec:
+    text = path.read_text() if path.is_file() else ""
+    return (
+        pathspec.GitIgnoreSpec.from_lines(text.splitlines())
+        if gitignore
+        else dockerignore_spec(text)
+    )
 
 
 # --------------------------------------------------------------------------- Dockerfile
@@ -400,8 +370,8 @@ def check_dockerfile(project: Project, problems: list[str]) -> ImageFacts:
 def _check_copy(
     ins: Instruction,
     root: Path,
-    dockerignore: IgnoreRules,
-    gitignore: IgnoreRules,
+    dockerignore: pathspec.PathSpec,
+    gitignore: pathspec.PathSpec,
     bad: Callable[[int, str], None],
 ) -> None:
     words = ins.exec_form() or shlex.split(ins.args)
@@ -418,7 +388,7 @@ def _check_copy(
         for match in matches:
             for file in _files(match):
                 relative = file.relative_to(root).as_posix()
-                if dockerignore.ignores(relative) and not gitignore.ignores(relative):
+                if dockerignore.match_file(relative) and not gitignore.match_file(relative):
                     bad(ins.line, f"{ins.keyword} needs {relative}, but .dockerignore excludes it")
                     return
 
@@ -430,14 +400,6 @@ def _files(path: Path) -> Iterator[Path]:
         yield from (p for p in sorted(path.rglob("*")) if p.is_file())
 
 
-def _read_ignore(path: Path, *, gitignore: bool = False) -> IgnoreRules:
-    return (
-        IgnoreRules.parse(path.read_text(), gitignore=gitignore)
-        if path.is_file()
-        else IgnoreRules()
-    )
-
-
 def check_dockerignore(project: Project, problems: list[str]) -> None:
     path = project.root / ".dockerignore"
     if not path.is_file():
@@ -445,11 +407,11 @@ def check_dockerignore(project: Project, problems: list[str]) -> None:
             ".dockerignore: missing: the build context would include .venv and generated code"
         )
         return
-    rules = IgnoreRules.parse(path.read_text())
+    rules = dockerignore_spec(path.read_text())
     samples = [*MUST_IGNORE, *project.proto_outputs]
     samples += sorted({str(Path(o).parent / ".generated") for o in project.proto_outputs})
     for sample in samples:
-        if not rules.ignores(sample):
+        if not rules.match_file(sample):
             problems.append(f".dockerignore: does not exclude {sample}")
 
 
@@ -679,6 +641,11 @@ def check_k8s(project: Project, facts: ImageFacts, problems: list[str]) -> None:
                     f"{obj.where}: sets metadata.namespace; keep manifests namespace-agnostic"
                 )
             objects.append(obj)
+    before = len(problems)
+    for obj in objects:
+        _check_schema(obj, problems)
+    if len(problems) > before:
+        return  # the checks below read fields as the API schema types them
 
     data: dict[tuple[str, str], dict[str, str]] = {}
     for obj in objects:
@@ -706,6 +673,25 @@ def check_k8s(project: Project, facts: ImageFacts, problems: list[str]) -> None:
             _check_service(obj, templates, problems)
         elif obj.kind == "PodDisruptionBudget":
             _check_pdb(obj, templates, problems)
+
+
+def _check_schema(obj: K8sObject, problems: list[str]) -> None:
+    """The object against the API schema of each Kubernetes version, unknown fields refused."""
+    for version in KUBERNETES_VERSIONS:
+        try:
+            kubernetes_validate.validate(obj.doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            field_path = ".".join(str(part) for part in exc.absolute_path) or "(document)"
+            problems.append(
+                f"{obj.where}: Kubernetes {version} schema: {field_path}: {exc.message}"
+            )
+            return
+        except kubernetes_validate.SchemaNotFoundError:
+            api_version = obj.doc.get("apiVersion")
+            problems.append(
+                f"{obj.where}: Kubernetes {version} has no kind {obj.kind} in {api_version}"
+            )
+            return
 
 
 def _check_workload(
@@ -883,6 +869,40 @@ def _check_pdb(
             )
 
 
+# --------------------------------------------------------------------------- Dockerfile lint
+
+
+def lint_dockerfile(root: Path, problems: list[str]) -> None:
+    """hadolint's findings on deploy/Dockerfile, one problem each."""
+    dockerfile = root / "deploy" / "Dockerfile"
+    beside_python = Path(sys.executable).parent / "hadolint"
+    hadolint = str(beside_python) if beside_python.is_file() else shutil.which("hadolint")
+    if hadolint is None:
+        problems.append("deploy/Dockerfile: hadolint is not installed (the `dev` extra has it)")
+        return
+    result = subprocess.run(
+        [hadolint, "--no-color", "--format", "json", str(dockerfile)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        findings = json.loads(result.stdout or "[]")
+    except json.JSONDecodeError:
+        findings = None
+    if not isinstance(findings, list) or (result.returncode != 0 and not findings):
+        detail = (result.stderr or result.stdout).strip().splitlines()[:1]
+        problems.append(
+            f"deploy/Dockerfile: hadolint failed: {' '.join(detail) or result.returncode}"
+        )
+        return
+    for finding in findings:
+        problems.append(
+            f"deploy/Dockerfile:{finding.get('line')}: hadolint {finding.get('code')} "
+            f"({finding.get('level')}): {finding.get('message')}"
+        )
+
+
 # --------------------------------------------------------------------------- entry points
 
 
@@ -893,6 +913,7 @@ def check(repo_root: Path) -> list[str]:
     project = load_project(root)
     check_dockerignore(project, problems)
     facts = check_dockerfile(project, problems)
+    lint_dockerfile(root, problems)
     check_compose(project, facts, problems)
     check_k8s(project, facts, problems)
     deploy = root / "deploy"

@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 from support.stores import StoreEndpoints, running_stores, unique_name
 
-from modelregistry.storage.migrations import migrate
+from modelregistry.storage.migrate import migrate
 
 
 @pytest.fixture(scope="session")

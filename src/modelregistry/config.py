@@ -44,7 +44,7 @@ class Settings:
     # past the caller's own gRPC deadline, if sooner) the caller gets UNAVAILABLE.
     s3_deadline_s: float = 15.0
     # Uploads streaming at once per replica; more get RESOURCE_EXHAUSTED. Each holds up to
-    # (parts in flight + 1) x part size of memory, 64 MiB with 16 MiB parts.
+    # BUFFERS (3, service/upload_writer.py) x part size of memory: 48 MiB with 16 MiB parts.
     max_concurrent_uploads: int = 8
     # The longest a presigned download URL may work (GetArtifactDownloadUrl's `lifetime`).
     download_url_max_lifetime_s: float = 3600.0

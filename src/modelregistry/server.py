@@ -28,7 +28,7 @@ from modelregistry.http.app import create_app
 from modelregistry.http.serving import HttpServer, start_http
 from modelregistry.logging import configure_logging
 from modelregistry.service.container import Services, StoreHealth, build_services
-from modelregistry.storage import migrations, secrets_store
+from modelregistry.storage import migrate, secrets_store
 from modelregistry.storage.database import Database
 from modelregistry.storage.object_store import ObjectStore
 from modelregistry.v1 import (
@@ -87,7 +87,7 @@ async def serve(
     configure_logging(settings.log_format, settings.log_level)
     stop = stop or _stop_on_signals()
     if settings.migrate_on_start:
-        applied = await migrations.migrate(settings.database_url)
+        applied = await migrate.migrate(settings.database_url)
         if applied:
             log.info("migrations applied", migrations=applied)
     db = await Database.connect(
@@ -124,7 +124,7 @@ async def _serve_with(
     stop: asyncio.Event,
 ) -> None:
     async with db.connection() as conn:
-        await migrations.check_schema(conn)
+        await migrate.check_schema(conn)
         page_key = await secrets_store.page_token_key(conn)
     services = build_services(
         db,

@@ -18,7 +18,7 @@ from support.auth import make_token
 from support.server import authenticated_channel, running_server
 from support.stores import StoreEndpoints, unique_name
 
-from modelregistry.storage.migrations import migrate
+from modelregistry.storage.migrate import migrate
 from modelregistry.v1 import model_pb2, model_version_pb2, registry_service_pb2_grpc
 from modelregistry.v1 import registry_service_pb2 as pb
 

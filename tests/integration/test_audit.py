@@ -84,6 +84,11 @@ def model_summary_of(model: model_pb2.Model) -> Callable[[Any], None]:
     return check
 
 
+VERSION_SUMMARY_KEYS = {
+    "version", "stage", "status", "aliases", "description", "labels", "metrics", "etag",
+}  # fmt: skip
+
+
 def version_summary_of(version: mv.ModelVersion) -> Callable[[Any], None]:
     def check(summary: Any) -> None:
         assert summary["version"] == version.version
@@ -91,11 +96,10 @@ def version_summary_of(version: mv.ModelVersion) -> Callable[[Any], None]:
         assert summary["status"] == mv.ModelVersionStatus.Name(version.status).removeprefix(
             "MODEL_VERSION_STATUS_"
         )
-        if "etag" in summary:
-            assert summary["etag"] == version.etag
-            assert summary["description"] == version.description
-            assert summary["aliases"] == list(version.aliases)
-            assert summary["metrics"] == dict(version.metrics)
+        assert summary["etag"] == version.etag
+        assert summary["description"] == version.description
+        assert summary["aliases"] == list(version.aliases)
+        assert summary["metrics"] == dict(version.metrics)
 
     return check
 
@@ -146,9 +150,13 @@ async def create_model_version(registry: Stub, md: Any) -> Audited:
         pb.CreateModelVersionRequest(parent=PARENT, model_version=mv.ModelVersion()), metadata=md
     )
     assert version.name == f"{PARENT}/versions/2"
-    return Audited(
-        version.name, is_none, version_summary_of(version), as_datetime(version.create_time)
-    )
+
+    def after(summary: Any) -> None:
+        # The picture every other version mutation records, not a shape of its own.
+        assert set(summary) == VERSION_SUMMARY_KEYS
+        version_summary_of(version)(summary)
+
+    return Audited(version.name, is_none, after, as_datetime(version.create_time))
 
 
 async def update_model_version(registry: Stub, md: Any) -> Audited:

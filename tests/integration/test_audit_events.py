@@ -34,7 +34,7 @@ from typer.testing import CliRunner
 from modelregistry.cli.main import app
 from modelregistry.domain.access import Role
 from modelregistry.storage.database import LISTENER_APPLICATION_NAME
-from modelregistry.storage.migrations import _apply_pending, bundled_migrations
+from modelregistry.storage.migrate import _apply_pending, bundled_migrations
 from modelregistry.v1 import audit_pb2, audit_service_pb2_grpc, model_pb2
 from modelregistry.v1 import audit_service_pb2 as apb
 from modelregistry.v1 import registry_service_pb2 as pb

@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 from support.stores import StoreEndpoints
 
-from modelregistry.storage.migrations import (
+from modelregistry.storage.migrate import (
     MigrationError,
     bundled_migrations,
     check_schema,

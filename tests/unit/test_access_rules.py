@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelregistry.domain import access as da
+from modelregistry.domain import names
 from modelregistry.domain.access import Access, Role, Token
 from modelregistry.domain.errors import InvalidArgument, PermissionDenied
 from modelregistry.domain.validation import Violations
@@ -77,8 +78,8 @@ def test_an_expiry_must_be_in_the_future() -> None:
 
 @given(st.uuids())
 def test_token_names_round_trip(token_id: uuid.UUID) -> None:
-    assert da.parse_token_name(da.token_name(str(token_id)), "name") == str(token_id)
-    assert da.parse_token_name(f"tokens/{str(token_id).upper()}", "name") == str(token_id)
+    assert names.parse_token_name(names.token_name(str(token_id)), "name") == str(token_id)
+    assert names.parse_token_name(f"tokens/{str(token_id).upper()}", "name") == str(token_id)
 
 
 @pytest.mark.parametrize(
@@ -98,7 +99,7 @@ def test_token_names_round_trip(token_id: uuid.UUID) -> None:
 )
 def test_malformed_token_names_are_refused(name: str) -> None:
     with pytest.raises(InvalidArgument) as raised:
-        da.parse_token_name(name, "name")
+        names.parse_token_name(name, "name")
     assert [v.field for v in raised.value.violations] == ["name"]
 
 

@@ -7,17 +7,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelregistry.domain import collaboration as co
+from modelregistry.domain import names
 from modelregistry.domain.errors import InvalidArgument
 from modelregistry.domain.names import MODEL_ID_PATTERN, VersionRef, parse_version_child_name
 from modelregistry.domain.validation import Violations
 
 model_ids = st.from_regex(MODEL_ID_PATTERN, fullmatch=True)
-collections = st.sampled_from([co.COMMENTS, co.FLAGS, co.DEPLOYMENTS])
+collections = st.sampled_from([names.COMMENTS, names.FLAGS, names.DEPLOYMENTS])
 
 
 @given(model_ids, st.integers(1, 2**40), collections, st.integers(1, 2**60))
 def test_child_names_round_trip(model_id: str, version: int, collection: str, child: int) -> None:
-    name = co.child_name(model_id, version, collection, child)
+    name = names.version_child_name(model_id, version, collection, child)
     assert parse_version_child_name(name, "name", collection) == (
         VersionRef(model_id, number=version),
         child,
@@ -25,7 +26,7 @@ def test_child_names_round_trip(model_id: str, version: int, collection: str, ch
 
 
 def test_a_child_may_be_named_through_an_alias() -> None:
-    assert parse_version_child_name("models/m/versions/champion/flags/3", "name", co.FLAGS) == (
+    assert parse_version_child_name("models/m/versions/champion/flags/3", "name", names.FLAGS) == (
         VersionRef("m", alias="champion"),
         3,
     )
@@ -49,7 +50,7 @@ def test_a_child_may_be_named_through_an_alias() -> None:
 )
 def test_malformed_child_names_are_refused(name: str) -> None:
     with pytest.raises(InvalidArgument) as refused:
-        parse_version_child_name(name, "name", co.COMMENTS)
+        parse_version_child_name(name, "name", names.COMMENTS)
     assert [v.field for v in refused.value.violations] == ["name"]
 
 

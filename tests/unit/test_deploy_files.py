@@ -247,6 +247,27 @@ BROKEN = [
         "but .dockerignore excludes it",
         id="dockerignore-excludes-needed-source",
     ),
+    pytest.param(
+        "deploy/k8s/deployment.yaml",
+        "livenessProbe:",
+        "livenessProbee:",
+        "Additional properties are not allowed ('livenessProbee' was unexpected)",
+        id="k8s-misspelt-field",
+    ),
+    pytest.param(
+        "deploy/k8s/deployment.yaml",
+        "replicas: 2",
+        'replicas: "2"',
+        "schema: spec.replicas: '2' is not of type 'integer'",
+        id="k8s-wrong-type",
+    ),
+    pytest.param(
+        "deploy/Dockerfile",
+        "# hadolint ignore=DL3008\n",
+        "",
+        "deploy/Dockerfile:23: hadolint DL3008",
+        id="dockerfile-lint",
+    ),
 ]
 
 
@@ -274,10 +295,11 @@ def test_command_line_exits_nonzero_with_one_line_per_problem(repo_copy: Path) -
 
 
 def test_dockerignore_matches_like_docker() -> None:
-    rules = checker.IgnoreRules.parse("**/__pycache__\nsrc/*/v1/*_pb2*.py\n.venv\n!keep.txt\n*.txt")
-    assert rules.ignores("src/modelregistry/__pycache__/x.pyc")
-    assert rules.ignores("src/modelregistry/v1/model_pb2_grpc.py")
-    assert not rules.ignores("src/modelregistry/v1/__init__.py")
-    assert rules.ignores(".venv/lib/python3.11/site.py")
-    assert not rules.ignores("src/.venv-notes")
-    assert rules.ignores("keep.txt")  # the later `*.txt` wins, as in Docker
+    rules = checker.dockerignore_spec("**/__pycache__\nsrc/*/v1/*_pb2*.py\n.venv\n!keep.txt\n*.txt")
+    assert rules.match_file("src/modelregistry/__pycache__/x.pyc")
+    assert rules.match_file("src/modelregistry/v1/model_pb2_grpc.py")
+    assert not rules.match_file("src/modelregistry/v1/__init__.py")
+    assert rules.match_file(".venv/lib/python3.11/site.py")
+    assert not rules.match_file("src/.venv-notes")
+    assert rules.match_file("keep.txt")  # the later `*.txt` wins, as in Docker
+    assert not rules.match_file("docs/notes.txt")  # Docker matches from the context root

@@ -11,6 +11,7 @@ from grpc_status import rpc_status
 
 from modelregistry.api.interceptor import EdgeInterceptor
 from modelregistry.domain.access import Access, Role
+from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -21,10 +22,11 @@ from modelregistry.domain.errors import (
 
 _FAILURES: dict[str, Exception] = {
     "bug": RuntimeError("password=hunter2 at /srv/app.py line 3"),
-    "missing": NotFound("model 'x' not found", reason="MODEL_NOT_FOUND"),
+    "missing": NotFound("model 'x' not found", reason=ErrorReason.MODEL_NOT_FOUND),
     "bad": InvalidArgument.for_field("model.labels", "too many labels"),
     "blocked": FailedPrecondition(
         "models/x/versions/2 is in PRODUCTION",
+        reason=ErrorReason.VERSION_IN_PRODUCTION,
         violations=[PreconditionViolation("STAGE", "models/x/versions/2", "in PRODUCTION")],
     ),
     "down": Unavailable("PostgreSQL is unreachable; retry with backoff"),

@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from modelregistry.domain.errors import InvalidArgument
 from modelregistry.domain.names import (
     MODEL_ID_PATTERN,
+    artifact_name,
+    parse_artifact_name,
     parse_model_name,
     parse_version_name,
     validate_alias,
@@ -89,3 +91,31 @@ def test_malformed_version_names(name: str) -> None:
 def test_bad_aliases(alias: str) -> None:
     with pytest.raises(InvalidArgument):
         validate_alias(alias, "alias")
+
+
+path_segments = st.from_regex(r"[A-Za-z0-9_.-]{1,12}", fullmatch=True).filter(
+    lambda segment: segment not in (".", "..")
+)
+paths = st.lists(path_segments, min_size=1, max_size=4).map("/".join)
+
+
+@given(model_ids, st.integers(min_value=1, max_value=2**40), paths)
+def test_artifact_names_round_trip(model_id: str, number: int, path: str) -> None:
+    ref, parsed_path = parse_artifact_name(artifact_name(model_id, number, path), "name")
+    assert (ref.model, ref.number, parsed_path) == (model_id, number, path)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "models/m/versions/1",
+        "models/m/versions/1/artifacts/",
+        "models/m/versions/1/artifacts//abs",
+        "models/m/versions/1/artifacts/a/../b",
+        "models/m/artifacts/a",
+    ],
+)
+def test_malformed_artifact_names_are_invalid_argument(name: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        parse_artifact_name(name, "name")
+    assert caught.value.violations[0].field == "name"

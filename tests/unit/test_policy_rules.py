@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelregistry.domain import history as dh
+from modelregistry.domain import names
 from modelregistry.domain import policy as dp
 from modelregistry.domain.collaboration import Flag, FlagSeverity, FlagState
 from modelregistry.domain.errors import InvalidArgument
@@ -259,12 +260,12 @@ def test_approval_comment_limit() -> None:
 )
 def test_malformed_policy_names_are_refused(name: str) -> None:
     with pytest.raises(InvalidArgument) as refused:
-        dp.parse_policy_name(name, "name")
+        names.parse_policy_name(name, "name")
     assert [v.field for v in refused.value.violations] == ["name"]
 
 
 def test_policy_names_round_trip() -> None:
-    assert dp.parse_policy_name(dp.policy_name("llama-ft"), "name") == "llama-ft"
+    assert names.parse_policy_name(names.policy_name("llama-ft"), "name") == "llama-ft"
 
 
 # -- history filters ------------------------------------------------------------------------

@@ -69,7 +69,7 @@ class AccessServicer(access_service_pb2_grpc.AccessServiceServicer):
     async def RevokeToken(
         self, request: pb.RevokeTokenRequest, context: Context
     ) -> access_pb2.Token:
-        token_id = da.parse_token_name(request.name, "name")
+        token_id = names.parse_token_name(request.name, "name")
         revoked = await self._service.revoke_token(call_context(), token_id)
         return conv.token_to_proto(revoked)
 

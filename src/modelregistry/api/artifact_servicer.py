@@ -23,18 +23,6 @@ from modelregistry.v1 import artifact_service_pb2 as pb
 Context: TypeAlias = grpc.aio.ServicerContext
 
 
-def parse_artifact_name(name: str, field: str) -> tuple[names.VersionRef, str]:
-    """`models/{m}/versions/{v}/artifacts/{path}` → (version, path)."""
-    version_part, marker, path = name.partition("/artifacts/")
-    if not marker:
-        raise InvalidArgument.for_field(
-            field, f"{name[:120]!r} is not an artifact name: expected "
-            "models/{model}/versions/{version}/artifacts/{path}",
-        )  # fmt: skip
-    ref = names.parse_version_name(version_part, field)
-    return ref, da.validate_path(path, field)
-
-
 class ArtifactServicer(artifact_service_pb2_grpc.ArtifactServiceServicer):
     def __init__(self, artifacts: ArtifactService) -> None:
         self._artifacts = artifacts
@@ -43,7 +31,7 @@ class ArtifactServicer(artifact_service_pb2_grpc.ArtifactServiceServicer):
         self, request: pb.StartUploadRequest, context: Context
     ) -> artifact_pb2.UploadSession:
         ref = names.parse_version_name(request.parent, "parent")
-        path = da.validate_path(request.path, "path")
+        path = names.validate_path(request.path, "path")
         size = request.size_bytes if request.HasField("size_bytes") else None
         da.validate_size(size, "size_bytes")
         sha256 = da.validate_sha256(request.sha256, "sha256")
@@ -79,7 +67,7 @@ class ArtifactServicer(artifact_service_pb2_grpc.ArtifactServiceServicer):
     async def Download(
         self, request: pb.DownloadRequest, context: Context
     ) -> AsyncIterator[pb.DownloadResponse]:
-        ref, path = parse_artifact_name(request.name, "name")
+        ref, path = names.parse_artifact_name(request.name, "name")
         artifact, data = await self._artifacts.download(ref, path, request.offset, request.length)
         yield pb.DownloadResponse(artifact=conv.artifact_to_proto(artifact))
         async for chunk in data:
@@ -88,7 +76,7 @@ class ArtifactServicer(artifact_service_pb2_grpc.ArtifactServiceServicer):
     async def GetArtifact(
         self, request: pb.GetArtifactRequest, context: Context
     ) -> artifact_pb2.Artifact:
-        ref, path = parse_artifact_name(request.name, "name")
+        ref, path = names.parse_artifact_name(request.name, "name")
         return conv.artifact_to_proto(await self._artifacts.get(ref, path))
 
     async def GetArtifactDownloadUrl(
@@ -117,7 +105,7 @@ class ArtifactServicer(artifact_service_pb2_grpc.ArtifactServiceServicer):
     async def DeleteArtifact(
         self, request: pb.DeleteArtifactRequest, context: Context
     ) -> empty_pb2.Empty:
-        ref, path = parse_artifact_name(request.name, "name")
+        ref, path = names.parse_artifact_name(request.name, "name")
         await self._artifacts.delete(call_context(), ref, path)
         return empty_pb2.Empty()
 

@@ -37,7 +37,7 @@ class CollaborationServicer(collaboration_service_pb2_grpc.CollaborationServiceS
         if request.comment.parent_comment:
             try:
                 parent = names.parse_version_child_name(
-                    request.comment.parent_comment, "comment.parent_comment", co.COMMENTS
+                    request.comment.parent_comment, "comment.parent_comment", names.COMMENTS
                 )
             except InvalidArgument as exc:
                 violations.items.extend(exc.violations)
@@ -60,7 +60,7 @@ class CollaborationServicer(collaboration_service_pb2_grpc.CollaborationServiceS
     async def DeleteComment(
         self, request: pb.DeleteCommentRequest, context: Context
     ) -> empty_pb2.Empty:
-        ref, comment_id = names.parse_version_child_name(request.name, "name", co.COMMENTS)
+        ref, comment_id = names.parse_version_child_name(request.name, "name", names.COMMENTS)
         await self._service.delete_comment(call_context(), ref, comment_id)
         return empty_pb2.Empty()
 
@@ -68,7 +68,7 @@ class CollaborationServicer(collaboration_service_pb2_grpc.CollaborationServiceS
         self, request: pb.UpdateCommentRequest, context: Context
     ) -> collaboration_pb2.Comment:
         ref, comment_id = names.parse_version_child_name(
-            request.comment.name, "comment.name", co.COMMENTS
+            request.comment.name, "comment.name", names.COMMENTS
         )
         violations = Violations()
         co.check_comment_body(request.comment.body, "comment.body", violations)
@@ -120,7 +120,7 @@ class CollaborationServicer(collaboration_service_pb2_grpc.CollaborationServiceS
     async def ResolveFlag(
         self, request: pb.ResolveFlagRequest, context: Context
     ) -> collaboration_pb2.Flag:
-        ref, flag_id = names.parse_version_child_name(request.name, "name", co.FLAGS)
+        ref, flag_id = names.parse_version_child_name(request.name, "name", names.FLAGS)
         violations = Violations()
         co.check_resolution(request.resolution, "resolution", violations)
         violations.raise_if_any()
@@ -165,7 +165,7 @@ class CollaborationServicer(collaboration_service_pb2_grpc.CollaborationServiceS
     async def UpdateDeploymentStatus(
         self, request: pb.UpdateDeploymentStatusRequest, context: Context
     ) -> collaboration_pb2.Deployment:
-        ref, deployment_id = names.parse_version_child_name(request.name, "name", co.DEPLOYMENTS)
+        ref, deployment_id = names.parse_version_child_name(request.name, "name", names.DEPLOYMENTS)
         status = conv.STATUS_FROM_PROTO.get(request.status)
         if status is None:
             raise InvalidArgument.for_field("status", _STATUS_RULE)

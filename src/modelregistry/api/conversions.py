@@ -9,6 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from modelregistry.domain import artifacts as da
 from modelregistry.domain import comparison as cmp
 from modelregistry.domain import models as dm
+from modelregistry.domain import names
 from modelregistry.v1 import artifact_pb2, model_pb2, model_version_pb2, registry_service_pb2
 
 _STAGE_TO_PROTO = {
@@ -45,7 +46,7 @@ def model_content_from_proto(model: model_pb2.Model) -> dm.ModelContent:
 
 def model_to_proto(model: dm.Model) -> model_pb2.Model:
     return model_pb2.Model(
-        name=f"models/{model.name}",
+        name=names.model_name(model.name),
         description=model.content.description,
         owner=model.content.owner,
         labels=model.content.labels,
@@ -152,7 +153,7 @@ def _schema_field_to_proto(field: dm.SchemaField) -> model_version_pb2.SchemaFie
 
 def stage_transition_to_proto(item: dm.StageTransition) -> model_version_pb2.StageTransition:
     return model_version_pb2.StageTransition(
-        name=f"models/{item.model}/versions/{item.version}/stageTransitions/{item.id}",
+        name=names.version_child_name(item.model, item.version, names.STAGE_TRANSITIONS, item.id),
         from_stage=_STAGE_TO_PROTO[item.from_stage],
         to_stage=_STAGE_TO_PROTO[item.to_stage],
         reason=item.reason,
@@ -163,7 +164,7 @@ def stage_transition_to_proto(item: dm.StageTransition) -> model_version_pb2.Sta
 
 def alias_change_to_proto(item: dm.AliasChange) -> model_version_pb2.AliasChange:
     def name(number: int | None) -> str:
-        return f"models/{item.model}/versions/{number}" if number is not None else ""
+        return names.version_name(item.model, number) if number is not None else ""
 
     return model_version_pb2.AliasChange(
         alias=item.alias,

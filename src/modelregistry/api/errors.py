@@ -8,6 +8,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from modelregistry.domain import errors as de
+from modelregistry.domain.error_reason import ErrorReason
 
 ERROR_DOMAIN = "modelregistry"
 
@@ -70,7 +71,7 @@ def to_grpc_status(error: de.RegistryError, request_id: str) -> grpc.Status:
 
 def internal_status(request_id: str) -> grpc.Status:
     info = error_details_pb2.ErrorInfo(
-        reason="INTERNAL", domain=ERROR_DOMAIN, metadata={"request_id": request_id}
+        reason=ErrorReason.INTERNAL, domain=ERROR_DOMAIN, metadata={"request_id": request_id}
     )
     message = f"internal error; report request id {request_id} to the registry's operators"
     return _status(grpc.StatusCode.INTERNAL, message, [info])

@@ -149,6 +149,10 @@ class _Call:
         self.principal = ANONYMOUS
         current_call.set(CallContext(principal=ANONYMOUS, request_id=self.request_id))
         set_call_deadline(context.time_remaining())
+        # Every line logged while serving the call, in any layer, carries these three.
+        structlog.contextvars.bind_contextvars(
+            request_id=self.request_id, method=method, principal=ANONYMOUS
+        )
 
     async def authenticate(self, authenticate: Authenticate | None) -> None:
         """Who is calling, from the bearer token; UNAUTHENTICATED without a valid one."""
@@ -159,6 +163,7 @@ class _Call:
         current_call.set(
             CallContext(principal=access.principal, request_id=self.request_id, access=access)
         )
+        structlog.contextvars.bind_contextvars(principal=access.principal)
 
     async def fail(self, exc: Exception) -> None:
         """Abort the call with the status `exc` stands for (always raises)."""

@@ -26,7 +26,7 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
     async def GetPromotionPolicy(
         self, request: pb.GetPromotionPolicyRequest, context: Context
     ) -> policy_pb2.PromotionPolicy:
-        model_id = dp.parse_policy_name(request.name, "name")
+        model_id = names.parse_policy_name(request.name, "name")
         return conv.policy_to_proto(await self._service.get(model_id))
 
     async def UpdatePromotionPolicy(
@@ -37,7 +37,7 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
         violations = Violations()
         model_id = ""
         try:
-            model_id = dp.parse_policy_name(message.name, f"{prefix}.name")
+            model_id = names.parse_policy_name(message.name, f"{prefix}.name")
         except InvalidArgument as exc:
             violations.items.extend(exc.violations)
         rules = conv.rules_from_proto(message, prefix, violations)

@@ -92,15 +92,15 @@ def migrate(
 ) -> None:
     """Apply pending database migrations (safe to run from many replicas at once)."""
     from modelregistry.config import ConfigError, Settings
-    from modelregistry.storage import migrations
+    from modelregistry.storage import migrate as schema
 
     try:
         settings = Settings.from_env(database_url=database_url)
     except ConfigError as error:
         fail(f"error: {error}", EXIT_USAGE)
     try:
-        applied = asyncio.run(migrations.migrate(settings.database_url))
-    except migrations.MigrationError as error:
+        applied = asyncio.run(schema.migrate(settings.database_url))
+    except schema.MigrationError as error:
         fail(f"error: {error}", EXIT_ERROR)
     except OSError as error:
         fail(f"error: cannot reach PostgreSQL: {error}", EXIT_UNAVAILABLE)

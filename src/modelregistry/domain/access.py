@@ -11,17 +11,16 @@ from datetime import UTC, datetime
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
+from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import InvalidArgument, PermissionDenied
+from modelregistry.domain.names import token_name
 
 if TYPE_CHECKING:  # validation imports models, which imports this module
     from modelregistry.domain.validation import Violations
 
 TOKEN_PREFIX = "mrt_"  # noqa: S105  (a marker that makes leaked tokens easy to scan for)
-TOKENS = "tokens"
-PRINCIPALS = "principals"
 PRINCIPAL_PATTERN = re.compile(r"[A-Za-z0-9._@:-]{1,128}")
 MAX_TOKEN_DESCRIPTION_CHARS = 1024
-_TOKEN_ID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _PRINCIPAL_RULE = "a principal is 1-128 characters of letters, digits, '.', '_', '@', ':' or '-'"
 
 
@@ -62,7 +61,7 @@ def require(access: Access, role: Role, model: str | None, action: str) -> None:
     scope = f" on model {model!r}" if model is not None else ""
     raise PermissionDenied(
         f"{access.principal!r} may not {action}: that needs the {role.label} role{scope}",
-        reason="ROLE_REQUIRED",
+        reason=ErrorReason.ROLE_REQUIRED,
         metadata={"required_role": role.label},
     )
 
@@ -111,15 +110,6 @@ class Grant:
     role: Role
 
 
-def principal_resource(principal: str) -> str:
-    """The audit log's name for a principal: `principals/{name}`."""
-    return f"{PRINCIPALS}/{principal}"
-
-
-def token_name(token_id: str) -> str:
-    return f"{TOKENS}/{token_id}"
-
-
 # -- rules -------------------------------------------------------------------------------------
 
 
@@ -153,17 +143,6 @@ def check_expire_time(expire_time: datetime, now: datetime, path: str, out: Viol
             f"{rfc3339(expire_time)} is not in the future (now is {rfc3339(now)}); "
             "leave it unset for a token that does not expire",
         )
-
-
-def parse_token_name(name: str, path: str) -> str:
-    """`tokens/{uuid}` → the token id (lower case)."""
-    prefix, _, token_id = name.partition("/")
-    token_id = token_id.lower()
-    if prefix != TOKENS or not _TOKEN_ID_PATTERN.fullmatch(token_id):
-        raise InvalidArgument.for_field(
-            path, f"{name[:80]!r} is not a token name: expected tokens/{{uuid}}"
-        )
-    return token_id
 
 
 def rfc3339(value: datetime) -> str:

@@ -1,4 +1,4 @@
-"""Artifact rules: paths, part sizes, manifests. Pure."""
+"""Artifact rules: part sizes, digests, manifests (paths are names: domain/names.py). Pure."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from modelregistry.domain.errors import InvalidArgument
+from modelregistry.domain.names import artifact_name
 
-MAX_PATH_BYTES = 1024
 MAX_CONTENT_TYPE_CHARS = 256
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
@@ -73,37 +73,6 @@ class UploadSession:
     @property
     def artifact_name(self) -> str:
         return artifact_name(self.model, self.version, self.path)
-
-
-def artifact_name(model: str, version: int, path: str) -> str:
-    return f"models/{model}/versions/{version}/artifacts/{path}"
-
-
-def validate_path(path: str, field_name: str) -> str:
-    """A relative, normalised path: what `a/b/c.bin` looks like, nothing that escapes."""
-    problem = _path_problem(path)
-    if problem:
-        raise InvalidArgument.for_field(field_name, f"{path[:80]!r} {problem}")
-    return path
-
-
-def _path_problem(path: str) -> str | None:
-    if not path:
-        return "is empty: give the file's path within the version, e.g. weights/model.bin"
-    if len(path.encode()) > MAX_PATH_BYTES:
-        return f"is longer than {MAX_PATH_BYTES} bytes"
-    if "\x00" in path or any(ord(ch) < 0x20 for ch in path):
-        return "contains NUL or control characters"
-    if "\\" in path:
-        return "contains a backslash; separate directories with /"
-    if path.startswith("/"):
-        return "is absolute; paths are relative to the version"
-    for segment in path.split("/"):
-        if segment == "":
-            return "has an empty segment (// or a trailing /)"
-        if segment in (".", ".."):
-            return "has a '.' or '..' segment; give a normalised path"
-    return None
 
 
 def validate_sha256(value: str, field_name: str) -> str:

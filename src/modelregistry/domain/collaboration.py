@@ -8,9 +8,10 @@ from datetime import datetime
 from enum import StrEnum
 
 from modelregistry.domain.access import Role
+from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import FailedPrecondition, PreconditionViolation
 from modelregistry.domain.models import CallContext
-from modelregistry.domain.names import version_name
+from modelregistry.domain.names import COMMENTS, DEPLOYMENTS, FLAGS, version_child_name
 from modelregistry.domain.validation import Violations
 
 MAX_COMMENT_BYTES = 8192
@@ -20,10 +21,6 @@ MAX_ENDPOINT_CHARS = 2048
 ENVIRONMENT_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 # RFC 3986: a scheme, then ':' and at least one more character.
 _URI_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
-
-COMMENTS = "comments"
-FLAGS = "flags"
-DEPLOYMENTS = "deployments"
 
 
 class FlagSeverity(StrEnum):
@@ -45,10 +42,6 @@ class DeploymentStatus(StrEnum):
     RETIRED = "RETIRED"
 
 
-def child_name(model: str, version: int, collection: str, child_id: int) -> str:
-    return f"{version_name(model, version)}/{collection}/{child_id}"
-
-
 @dataclass(frozen=True)
 class Comment:
     id: int
@@ -62,13 +55,13 @@ class Comment:
 
     @property
     def name(self) -> str:
-        return child_name(self.model, self.version, COMMENTS, self.id)
+        return version_child_name(self.model, self.version, COMMENTS, self.id)
 
     @property
     def parent_name(self) -> str:
         if self.parent_id is None:
             return ""
-        return child_name(self.model, self.version, COMMENTS, self.parent_id)
+        return version_child_name(self.model, self.version, COMMENTS, self.parent_id)
 
 
 @dataclass(frozen=True)
@@ -87,7 +80,7 @@ class Flag:
 
     @property
     def name(self) -> str:
-        return child_name(self.model, self.version, FLAGS, self.id)
+        return version_child_name(self.model, self.version, FLAGS, self.id)
 
 
 @dataclass(frozen=True)
@@ -104,7 +97,7 @@ class Deployment:
 
     @property
     def name(self) -> str:
-        return child_name(self.model, self.version, DEPLOYMENTS, self.id)
+        return version_child_name(self.model, self.version, DEPLOYMENTS, self.id)
 
 
 # -- limits ---------------------------------------------------------------------------------
@@ -159,7 +152,7 @@ def check_flag_resolvable(flag: Flag) -> None:
     if flag.state == FlagState.RESOLVED:
         raise FailedPrecondition(
             f"{flag.name} was already resolved by {flag.resolved_by!r}",
-            reason="FLAG_RESOLVED",
+            reason=ErrorReason.FLAG_RESOLVED,
             violations=[PreconditionViolation("STATE", flag.name, "the flag is RESOLVED")],
         )
 
@@ -168,13 +161,13 @@ def check_status_change(deployment: Deployment, target: DeploymentStatus) -> Non
     if deployment.status == DeploymentStatus.RETIRED:
         raise FailedPrecondition(
             f"{deployment.name} is RETIRED, which is final; record a new deployment instead",
-            reason="DEPLOYMENT_RETIRED",
+            reason=ErrorReason.DEPLOYMENT_RETIRED,
             violations=[PreconditionViolation("STATUS", deployment.name, "RETIRED is final")],
         )
     if deployment.status == target:
         raise FailedPrecondition(
             f"{deployment.name} is already {target.value}",
-            reason="SAME_STATUS",
+            reason=ErrorReason.SAME_STATUS,
             violations=[
                 PreconditionViolation("STATUS", deployment.name, f"already {target.value}")
             ],

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from modelregistry.domain.error_reason import ErrorReason
+
 
 @dataclass(frozen=True)
 class FieldViolation:
@@ -27,10 +29,16 @@ class PreconditionViolation:
 
 @dataclass
 class RegistryError(Exception):
-    """Base of every error the registry reports on purpose."""
+    """Base of every error the registry reports on purpose.
+
+    `reason` is one ErrorReason (part of the contract, see error_reason.proto). Only the
+    kinds with a generic reason (InvalidArgument, Aborted, Unavailable) default to it; every
+    other kind must name its specific reason, as a keyword.
+    """
 
     message: str
-    reason: str = "ERROR"
+    # A bare RegistryError reaching the API edge is a bug, reported as INTERNAL.
+    reason: ErrorReason = ErrorReason.INTERNAL
     metadata: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -42,7 +50,7 @@ class RegistryError(Exception):
 
 @dataclass
 class InvalidArgument(RegistryError):
-    reason: str = "INVALID_ARGUMENT"
+    reason: ErrorReason = ErrorReason.INVALID_ARGUMENT
     violations: list[FieldViolation] = field(default_factory=list)
 
     @classmethod
@@ -61,17 +69,17 @@ class InvalidArgument(RegistryError):
 
 @dataclass
 class NotFound(RegistryError):
-    reason: str = "NOT_FOUND"
+    reason: ErrorReason = field(kw_only=True)
 
 
 @dataclass
 class AlreadyExists(RegistryError):
-    reason: str = "ALREADY_EXISTS"
+    reason: ErrorReason = field(kw_only=True)
 
 
 @dataclass
 class FailedPrecondition(RegistryError):
-    reason: str = "FAILED_PRECONDITION"
+    reason: ErrorReason = field(kw_only=True)
     violations: list[PreconditionViolation] = field(default_factory=list)
 
 
@@ -79,36 +87,36 @@ class FailedPrecondition(RegistryError):
 class Aborted(RegistryError):
     """A concurrent change won; re-read and retry (stale etag, lost race)."""
 
-    reason: str = "ABORTED"
+    reason: ErrorReason = ErrorReason.ABORTED
 
 
 @dataclass
 class OutOfRange(RegistryError):
-    reason: str = "OUT_OF_RANGE"
+    reason: ErrorReason = field(kw_only=True)
 
 
 @dataclass
 class DataLoss(RegistryError):
-    reason: str = "DATA_LOSS"
+    reason: ErrorReason = field(kw_only=True)
 
 
 @dataclass
 class Unavailable(RegistryError):
     """A backing store (PostgreSQL, S3) cannot be reached; retry with backoff."""
 
-    reason: str = "UNAVAILABLE"
+    reason: ErrorReason = ErrorReason.UNAVAILABLE
 
 
 @dataclass
 class ResourceExhausted(RegistryError):
-    reason: str = "RESOURCE_EXHAUSTED"
+    reason: ErrorReason = field(kw_only=True)
 
 
 @dataclass
 class Unauthenticated(RegistryError):
-    reason: str = "UNAUTHENTICATED"
+    reason: ErrorReason = field(kw_only=True)
 
 
 @dataclass
 class PermissionDenied(RegistryError):
-    reason: str = "PERMISSION_DENIED"
+    reason: ErrorReason = field(kw_only=True)

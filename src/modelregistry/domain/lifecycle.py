@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import FailedPrecondition, PreconditionViolation
 from modelregistry.domain.models import Stage
 
@@ -18,7 +19,7 @@ def check_move(version_name: str, current: Stage, target: Stage) -> None:
     if current == target:
         raise FailedPrecondition(
             f"{version_name} is already in {target.value}",
-            reason="STAGE_UNCHANGED",
+            reason=ErrorReason.STAGE_UNCHANGED,
             violations=[PreconditionViolation("STAGE", version_name, f"already in {target.value}")],
         )
     if target not in ALLOWED_MOVES[current]:
@@ -26,7 +27,7 @@ def check_move(version_name: str, current: Stage, target: Stage) -> None:
         raise FailedPrecondition(
             f"{version_name} cannot move from {current.value} to {target.value}; "
             f"from {current.value} it can move to {allowed}",
-            reason="STAGE_MOVE_NOT_ALLOWED",
+            reason=ErrorReason.STAGE_MOVE_NOT_ALLOWED,
             violations=[
                 PreconditionViolation(
                     "STAGE", version_name, f"{current.value} -> {target.value} is not allowed"
@@ -39,6 +40,6 @@ def production_occupied(version_name: str, holder_name: str) -> FailedPreconditi
     return FailedPrecondition(
         f"{holder_name} is in PRODUCTION; archive it first or pass archive_existing "
         f"to archive it while promoting {version_name}",
-        reason="PRODUCTION_OCCUPIED",
+        reason=ErrorReason.PRODUCTION_OCCUPIED,
         violations=[PreconditionViolation("STAGE", holder_name, "already in PRODUCTION")],
     )

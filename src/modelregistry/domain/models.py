@@ -9,6 +9,7 @@ from typing import Generic, TypeVar
 
 from modelregistry.domain.access import Access, Role, require
 from modelregistry.domain.artifacts import ManifestEntry
+from modelregistry.domain.names import version_name
 
 T = TypeVar("T")
 
@@ -132,7 +133,7 @@ class ModelVersion:
 
     @property
     def name(self) -> str:
-        return f"models/{self.model}/versions/{self.version}"
+        return version_name(self.model, self.version)
 
     @property
     def etag(self) -> str:

@@ -1,4 +1,8 @@
-"""Resource names: the one place that parses and formats them (AIP-122)."""
+"""Resource names: the one place that parses and formats them (AIP-122).
+
+Every name the registry writes or reads is built and taken apart here; other modules keep the
+parts (model id, version number, child id, path) and ask this one for the string.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,20 @@ LATEST_ALIAS = "latest"
 ALL_MODELS = "-"
 ALL_VERSIONS = "-"
 _MAX_VERSION = 2**62
+
+# Collections under a version: models/{model}/versions/{version}/{collection}/{id}.
+COMMENTS = "comments"
+FLAGS = "flags"
+DEPLOYMENTS = "deployments"
+APPROVALS = "approvals"
+STAGE_TRANSITIONS = "stageTransitions"
+ARTIFACTS = "artifacts"
+# The singleton under a model: models/{model}/promotionPolicy.
+POLICY_SEGMENT = "promotionPolicy"
+TOKENS = "tokens"
+PRINCIPALS = "principals"
+_TOKEN_ID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+MAX_PATH_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -34,6 +52,28 @@ def model_name(model_id: str) -> str:
 
 def version_name(model_id: str, version: int | str | None) -> str:
     return f"models/{model_id}/versions/{version}"
+
+
+def version_child_name(model_id: str, version: int, collection: str, child_id: int) -> str:
+    """`models/{model}/versions/{version}/{collection}/{id}` (comments, flags, ...)."""
+    return f"{version_name(model_id, version)}/{collection}/{child_id}"
+
+
+def artifact_name(model_id: str, version: int, path: str) -> str:
+    return f"{version_name(model_id, version)}/{ARTIFACTS}/{path}"
+
+
+def policy_name(model_id: str) -> str:
+    return f"{model_name(model_id)}/{POLICY_SEGMENT}"
+
+
+def token_name(token_id: str) -> str:
+    return f"{TOKENS}/{token_id}"
+
+
+def principal_resource(principal: str) -> str:
+    """The audit log's name for a principal: `principals/{name}`."""
+    return f"{PRINCIPALS}/{principal}"
 
 
 def validate_model_id(model_id: str, field: str) -> str:
@@ -115,3 +155,63 @@ def parse_version_child_name(name: str, field: str, collection: str) -> tuple[Ve
             f"models/{{model}}/versions/{{version}}/{collection}/{{id}}",
         )
     return parse_version_name(parent, field), child
+
+
+def parse_artifact_name(name: str, field: str) -> tuple[VersionRef, str]:
+    """`models/{m}/versions/{v}/artifacts/{path}` → (version, path)."""
+    version_part, marker, path = name.partition(f"/{ARTIFACTS}/")
+    if not marker:
+        raise InvalidArgument.for_field(
+            field, f"{name[:120]!r} is not an artifact name: expected "
+            "models/{model}/versions/{version}/artifacts/{path}",
+        )  # fmt: skip
+    ref = parse_version_name(version_part, field)
+    return ref, validate_path(path, field)
+
+
+def validate_path(path: str, field_name: str) -> str:
+    """A relative, normalised path: what `a/b/c.bin` looks like, nothing that escapes."""
+    problem = _path_problem(path)
+    if problem:
+        raise InvalidArgument.for_field(field_name, f"{path[:80]!r} {problem}")
+    return path
+
+
+def _path_problem(path: str) -> str | None:
+    if not path:
+        return "is empty: give the file's path within the version, e.g. weights/model.bin"
+    if len(path.encode()) > MAX_PATH_BYTES:
+        return f"is longer than {MAX_PATH_BYTES} bytes"
+    if "\x00" in path or any(ord(ch) < 0x20 for ch in path):
+        return "contains NUL or control characters"
+    if "\\" in path:
+        return "contains a backslash; separate directories with /"
+    if path.startswith("/"):
+        return "is absolute; paths are relative to the version"
+    for segment in path.split("/"):
+        if segment == "":
+            return "has an empty segment (// or a trailing /)"
+        if segment in (".", ".."):
+            return "has a '.' or '..' segment; give a normalised path"
+    return None
+
+
+def parse_policy_name(name: str, field_path: str) -> str:
+    """`models/{model}/promotionPolicy` → model id."""
+    parent, _, segment = name.rpartition("/")
+    if segment != POLICY_SEGMENT:
+        raise InvalidArgument.for_field(
+            field_path, f"{name!r} is not a policy name: expected models/{{model}}/{POLICY_SEGMENT}"
+        )
+    return parse_model_name(parent, field_path)
+
+
+def parse_token_name(name: str, path: str) -> str:
+    """`tokens/{uuid}` → the token id (lower case)."""
+    prefix, _, token_id = name.partition("/")
+    token_id = token_id.lower()
+    if prefix != TOKENS or not _TOKEN_ID_PATTERN.fullmatch(token_id):
+        raise InvalidArgument.for_field(
+            path, f"{name[:80]!r} is not a token name: expected tokens/{{uuid}}"
+        )
+    return token_id

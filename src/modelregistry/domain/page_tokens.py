@@ -120,6 +120,15 @@ def next_page(
     return Page(items[:limit], encode_page_token(key, binding, cursor_of(items[limit - 1])))
 
 
+def next_page_of_keyed(
+    rows: Sequence[tuple[T, Sequence[CursorValue]]], limit: int, key: bytes, binding: str
+) -> Page[T]:
+    """`next_page` for rows read with their cursors beside them, as (item, cursor) pairs:
+    for orders whose sort key the database computes (filters, metrics, `order_by`)."""
+    page = next_page(list(rows), limit, key, binding, lambda row: row[1])
+    return Page([item for item, _ in page.items], page.next_page_token)
+
+
 def _tag(key: bytes, binding: str, payload: bytes) -> bytes:
     bound = binding.encode("utf-8")
     message = _CONTEXT + len(bound).to_bytes(4, "big") + bound + payload

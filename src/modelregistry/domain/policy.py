@@ -10,18 +10,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from modelregistry.domain.collaboration import Flag, child_name
+from modelregistry.domain.collaboration import Flag
+from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import FailedPrecondition, InvalidArgument, PreconditionViolation
 from modelregistry.domain.models import make_etag
-from modelregistry.domain.names import model_name, parse_model_name, validate_alias
+from modelregistry.domain.names import (
+    APPROVALS,
+    policy_name,
+    validate_alias,
+    version_child_name,
+)
 from modelregistry.domain.validation import MAP_KEY_PATTERN, Violations
 
 MAX_REQUIRED_METRICS = 64
 MAX_REQUIRED_APPROVALS = 32
 MAX_PROTECTED_ALIASES = 32
 MAX_APPROVAL_COMMENT_BYTES = 4096
-POLICY_SEGMENT = "promotionPolicy"
-APPROVALS = "approvals"
 
 # Types of the PreconditionFailure violations an unmet policy reports.
 METRIC_UNMET = "METRIC"
@@ -104,24 +108,7 @@ class Approval:
 
     @property
     def name(self) -> str:
-        return child_name(self.model, self.version, APPROVALS, self.id)
-
-
-# -- names ----------------------------------------------------------------------------------
-
-
-def policy_name(model_id: str) -> str:
-    return f"{model_name(model_id)}/{POLICY_SEGMENT}"
-
-
-def parse_policy_name(name: str, field_path: str) -> str:
-    """`models/{model}/promotionPolicy` → model id."""
-    parent, _, segment = name.rpartition("/")
-    if segment != POLICY_SEGMENT:
-        raise InvalidArgument.for_field(
-            field_path, f"{name!r} is not a policy name: expected models/{{model}}/{POLICY_SEGMENT}"
-        )
-    return parse_model_name(parent, field_path)
+        return version_child_name(self.model, self.version, APPROVALS, self.id)
 
 
 # -- limits ---------------------------------------------------------------------------------
@@ -236,7 +223,9 @@ def policy_not_met(
     if flags:
         others.append(f"{len(flags)} open flag(s) (resolve them with ResolveFlag)")
     # A refusal for open flags alone keeps the reason it always had.
-    reason = "OPEN_FLAGS" if len(flags) == len(unmet) else "PROMOTION_POLICY_NOT_MET"
+    reason = (
+        ErrorReason.OPEN_FLAGS if len(flags) == len(unmet) else ErrorReason.PROMOTION_POLICY_NOT_MET
+    )
     return FailedPrecondition(
         f"{version_name} does not meet the model's promotion policy, so it cannot {purpose}: "
         + "; ".join(others),

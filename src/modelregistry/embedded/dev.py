@@ -25,7 +25,7 @@ from modelregistry.embedded.postgres import DEFAULT_POSTGRES_PORT, EmbeddedPostg
 from modelregistry.embedded.seaweed import HIGHEST_PORT, EmbeddedSeaweed, SeaweedPorts
 from modelregistry.service.auth import issue_token
 from modelregistry.storage.database import Database
-from modelregistry.storage.migrations import migrate
+from modelregistry.storage.migrate import migrate
 from modelregistry.storage.object_store import ObjectStore
 
 DEFAULT_DATA_DIR = Path(".modelreg")

@@ -10,10 +10,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from modelregistry.domain.access import Access, Grant, Role, Token, principal_resource
+from modelregistry.domain.access import Access, Grant, Role, Token
+from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import NotFound, Unauthenticated
 from modelregistry.domain.models import CallContext, Page
-from modelregistry.domain.names import model_name
+from modelregistry.domain.names import model_name, principal_resource
 from modelregistry.domain.page_tokens import (
     decode_cursor,
     next_page,
@@ -36,7 +37,7 @@ def principal_not_found(principal: str) -> NotFound:
     return NotFound(
         f"there is no principal {principal!r}: a principal comes into being with its first "
         "token (CreateToken, `modelreg tokens create`)",
-        reason="PRINCIPAL_NOT_FOUND",
+        reason=ErrorReason.PRINCIPAL_NOT_FOUND,
     )
 
 
@@ -133,7 +134,7 @@ class AccessService:
                     raise NotFound(
                         f"{principal!r} holds no role everywhere beyond viewer, the role every "
                         "principal has; there is nothing to reset",
-                        reason="GRANT_NOT_FOUND",
+                        reason=ErrorReason.GRANT_NOT_FOUND,
                     )
                 await auth_store.set_role(conn, principal_id, Role.VIEWER)
                 before: Role = role_everywhere
@@ -144,7 +145,7 @@ class AccessService:
                     raise NotFound(
                         f"{principal!r} has no grant on {model_name(model)}; list its grants "
                         "with ListGrants (`modelreg grants list --principal ...`)",
-                        reason="GRANT_NOT_FOUND",
+                        reason=ErrorReason.GRANT_NOT_FOUND,
                     )
                 before, after = removed, None
             await audit_store.insert_audit(
@@ -178,7 +179,9 @@ class AccessService:
     def caller(self, ctx: CallContext) -> Access:
         """The caller as this replica's authentication sees it (at most 5 seconds old)."""
         if ctx.access is None:
-            raise Unauthenticated("GetCaller needs a bearer token", reason="TOKEN_REQUIRED")
+            raise Unauthenticated(
+                "GetCaller needs a bearer token", reason=ErrorReason.TOKEN_REQUIRED
+            )
         return ctx.access
 
     # -- helpers ----------------------------------------------------------------------------

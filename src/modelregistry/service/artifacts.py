@@ -19,6 +19,7 @@ from modelregistry.domain.artifacts import (
     download_url_lifetime,
     part_size_for,
 )
+from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import (
     Aborted,
     AlreadyExists,
@@ -61,16 +62,25 @@ MAX_DOWNLOAD_URL_LIFETIME = timedelta(hours=1)
 
 def upload_not_found(upload_id: str) -> NotFound:
     return NotFound(
-        f"upload {upload_id!r} not found; start one with StartUpload", reason="UPLOAD_NOT_FOUND"
+        f"upload {upload_id!r} not found; start one with StartUpload",
+        reason=ErrorReason.UPLOAD_NOT_FOUND,
     )
 
 
 def _frozen(version: ModelVersion) -> FailedPrecondition:
     return FailedPrecondition(
         f"{version.name} is in {version.stage.value}; artifacts can change only in DEVELOPMENT",
-        reason="ARTIFACTS_FROZEN",
+        reason=ErrorReason.ARTIFACTS_FROZEN,
         violations=[PreconditionViolation("STAGE", version.name, "not in DEVELOPMENT")],
     )
+
+
+# ACTIVE only when the session row vanished under a commit: it was aborted and collected.
+_NOT_ACTIVE_REASONS = {
+    UploadState.COMMITTED: ErrorReason.UPLOAD_COMMITTED,
+    UploadState.ABORTED: ErrorReason.UPLOAD_ABORTED,
+    UploadState.ACTIVE: ErrorReason.UPLOAD_ABORTED,
+}
 
 
 def _not_active(session: UploadSession) -> FailedPrecondition:
@@ -81,7 +91,7 @@ def _not_active(session: UploadSession) -> FailedPrecondition:
             if session.state == UploadState.COMMITTED
             else "start a new upload"
         ),
-        reason=f"UPLOAD_{session.state.value}",
+        reason=_NOT_ACTIVE_REASONS[session.state],
     )
 
 
@@ -177,7 +187,7 @@ class ArtifactService:
         """Keep the version in DEVELOPMENT until this transaction commits."""
         stage = await artifacts_store.lock_version_stage(conn, version.id)
         if stage is None:
-            raise NotFound(f"{version.name} was deleted", reason="VERSION_NOT_FOUND")
+            raise NotFound(f"{version.name} was deleted", reason=ErrorReason.VERSION_NOT_FOUND)
         if stage != Stage.DEVELOPMENT:
             raise _frozen(version)
 
@@ -186,7 +196,7 @@ class ArtifactService:
             raise AlreadyExists(
                 f"{version.name} already has {path!r} or an open upload of it; delete or "
                 "abort that first",
-                reason="ARTIFACT_EXISTS",
+                reason=ErrorReason.ARTIFACT_EXISTS,
             )
 
     async def _open_session(
@@ -250,14 +260,14 @@ class ArtifactService:
             raise ResourceExhausted(
                 f"this server is streaming {self._uploads_streaming} uploads, its limit; "
                 "retry with backoff",
-                reason="TOO_MANY_UPLOADS",
+                reason=ErrorReason.TOO_MANY_UPLOADS,
             )
         writer_id = str(uuid.uuid4())
         async with self._db.connection() as conn:
             if not await artifacts_store.claim_session(conn, session.id, writer_id, LEASE_S):
                 raise Aborted(
                     f"another stream is writing upload {session.id}; retry after a moment",
-                    reason="UPLOAD_BUSY",
+                    reason=ErrorReason.UPLOAD_BUSY,
                 )
         self._uploads_streaming += 1
         writer = UploadWriter(
@@ -290,7 +300,7 @@ class ArtifactService:
             raise FailedPrecondition(
                 f"upload {session.id} cannot resume here: {exc}; it was aborted, start a new "
                 "upload",
-                reason="UPLOAD_HASH_STATE_UNREADABLE",
+                reason=ErrorReason.UPLOAD_HASH_STATE_UNREADABLE,
             ) from exc
 
     async def _release(self, upload_id: str, writer_id: str, claim: ClaimKeeper) -> None:
@@ -314,7 +324,7 @@ class ArtifactService:
                 f"the bytes received hash to {digest}, not the declared "
                 f"{session.declared_sha256}: they were corrupted on the way; nothing was "
                 "stored, upload again",
-                reason="DIGEST_MISMATCH",
+                reason=ErrorReason.DIGEST_MISMATCH,
             )
         await self._complete_object(session)
         async with self._db.transaction() as conn:
@@ -395,7 +405,9 @@ class ArtifactService:
                 conn, VersionRef(version.model, number=version.version), path
             )
         if artifact is None:
-            raise NotFound(f"{version.name} has no artifact {path!r}", reason="ARTIFACT_NOT_FOUND")
+            raise NotFound(
+                f"{version.name} has no artifact {path!r}", reason=ErrorReason.ARTIFACT_NOT_FOUND
+            )
         return artifact
 
     async def download(
@@ -409,14 +421,16 @@ class ArtifactService:
         if offset > artifact.size_bytes:
             raise OutOfRange(
                 f"offset {offset} is past the end of {artifact.name} ({artifact.size_bytes} bytes)",
-                reason="OFFSET_PAST_END",
+                reason=ErrorReason.OFFSET_PAST_END,
             )
         remaining = artifact.size_bytes - offset
         count = remaining if length == 0 else min(length, remaining)
         async with self._db.connection() as conn:
             key = await artifacts_store.object_key_of(conn, artifact.sha256)
         if key is None:
-            raise DataLoss(f"the content of {artifact.name} is missing", reason="BLOB_MISSING")
+            raise DataLoss(
+                f"the content of {artifact.name} is missing", reason=ErrorReason.BLOB_MISSING
+            )
         return artifact, self._store.stream_range(key, offset, count, DOWNLOAD_READ_AHEAD)
 
     async def download_url(

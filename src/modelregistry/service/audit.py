@@ -17,6 +17,7 @@ import structlog
 
 from modelregistry.domain.access import Role
 from modelregistry.domain.audit import WATCH_BATCH, AuditEvent, AuditFilter
+from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import Unavailable
 from modelregistry.domain.models import CallContext, Page
 from modelregistry.domain.page_tokens import (
@@ -72,7 +73,7 @@ def shutting_down(cursor: int) -> Unavailable:
     return Unavailable(
         "the server is shutting down; reconnect (to any replica) with after_sequence set to "
         "the last sequence you received",
-        reason="SHUTTING_DOWN",
+        reason=ErrorReason.SHUTTING_DOWN,
         metadata={"after_sequence": str(cursor)},
     )
 

@@ -14,12 +14,11 @@ from modelregistry.domain.access import (
     Role,
     Token,
     new_token,
-    parse_token_name,
     rfc3339,
     token_hash,
-    token_name,
     validate_principal,
 )
+from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -28,7 +27,7 @@ from modelregistry.domain.errors import (
     Unauthenticated,
 )
 from modelregistry.domain.models import CallContext
-from modelregistry.domain.names import model_name, validate_model_id
+from modelregistry.domain.names import model_name, parse_token_name, token_name, validate_model_id
 from modelregistry.storage import audit_store, auth_store
 from modelregistry.storage.database import Connection, Database
 
@@ -53,7 +52,7 @@ class Authenticator:
     async def authenticate(self, token: str | None) -> Access:
         # One answer for missing, unknown, expired and revoked: no hint whether a token exists.
         if not token:
-            raise Unauthenticated(_REFUSED, reason="TOKEN_REQUIRED")
+            raise Unauthenticated(_REFUSED, reason=ErrorReason.TOKEN_REQUIRED)
         digest = token_hash(token)
         now = time.monotonic()
         cached = self._cache.get(digest)
@@ -66,7 +65,7 @@ class Authenticator:
                 self._cache.clear()
             self._cache[digest] = (now + CACHE_TTL_S, access)
         if access is None:
-            raise Unauthenticated(_REFUSED, reason="TOKEN_REQUIRED")
+            raise Unauthenticated(_REFUSED, reason=ErrorReason.TOKEN_REQUIRED)
         return access
 
 
@@ -91,7 +90,7 @@ async def revoke(conn: Connection, token_id: str) -> tuple[Token, Token]:
         raise NotFound(
             f"there is no token {token_name(token_id)}; list them with ListTokens "
             "(`modelreg tokens list --all-states`)",
-            reason="TOKEN_NOT_FOUND",
+            reason=ErrorReason.TOKEN_NOT_FOUND,
         )
     revoked = await auth_store.revoke_token(conn, token_id)
     if revoked is None:
@@ -99,7 +98,7 @@ async def revoke(conn: Connection, token_id: str) -> tuple[Token, Token]:
         revoked_at = rfc3339(current.revoke_time)
         raise FailedPrecondition(
             f"{current.name} was already revoked at {revoked_at}",
-            reason="TOKEN_ALREADY_REVOKED",
+            reason=ErrorReason.TOKEN_ALREADY_REVOKED,
             violations=[PreconditionViolation("REVOKED", current.name, f"revoked at {revoked_at}")],
         )
     return current, revoked

@@ -6,6 +6,7 @@ from typing import Any
 
 from modelregistry.domain import collaboration as co
 from modelregistry.domain.access import Role
+from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -13,7 +14,7 @@ from modelregistry.domain.errors import (
     PreconditionViolation,
 )
 from modelregistry.domain.models import CallContext, ModelVersion, Page
-from modelregistry.domain.names import VersionRef
+from modelregistry.domain.names import COMMENTS, VersionRef, version_child_name
 from modelregistry.domain.page_tokens import (
     decode_cursor,
     next_page,
@@ -26,11 +27,17 @@ from modelregistry.storage import audit_store, models_store, versions_store
 from modelregistry.storage import collaboration_store as store
 from modelregistry.storage.database import Connection, Database
 
+_CHILD_NOT_FOUND = {
+    "comment": ErrorReason.COMMENT_NOT_FOUND,
+    "flag": ErrorReason.FLAG_NOT_FOUND,
+    "deployment": ErrorReason.DEPLOYMENT_NOT_FOUND,
+}
+
 
 def _child_not_found(kind: str, ref: VersionRef, child_id: int, listing: str) -> NotFound:
     return NotFound(
         f"{ref} has no {kind} {child_id}; list them with {listing}",
-        reason=f"{kind.upper()}_NOT_FOUND",
+        reason=_CHILD_NOT_FOUND[kind],
     )
 
 
@@ -115,7 +122,7 @@ class CollaborationService:
         if await store.get_comment(conn, version.id, parent_id) is None:
             raise NotFound(
                 f"comment.parent_comment: {version.name} has no comment {parent_id}",
-                reason="COMMENT_NOT_FOUND",
+                reason=ErrorReason.COMMENT_NOT_FOUND,
             )
         return parent_id
 
@@ -163,11 +170,11 @@ class CollaborationService:
             if replies:
                 raise FailedPrecondition(
                     f"{comment.name} has replies; delete them first",
-                    reason="COMMENT_HAS_REPLIES",
+                    reason=ErrorReason.COMMENT_HAS_REPLIES,
                     violations=[
                         PreconditionViolation(
                             "REPLY",
-                            co.child_name(comment.model, comment.version, co.COMMENTS, reply),
+                            version_child_name(comment.model, comment.version, COMMENTS, reply),
                             f"replies to {comment.name}",
                         )
                         for reply in replies

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
-
-from modelregistry.domain.errors import InvalidArgument
 from modelregistry.domain.filtering import MODEL_FILTER_FIELDS, VERSION_FILTER_FIELDS, parse_filter
 from modelregistry.domain.models import AliasChange, Model, ModelVersion, Page, StageTransition
 from modelregistry.domain.names import ALL_MODELS, ALL_VERSIONS, VersionRef, model_name
 from modelregistry.domain.ordering import MODEL_ORDER_FIELDS, VERSION_ORDER_FIELDS, parse_order_by
 from modelregistry.domain.page_tokens import (
     CursorValue,
+    decode_cursor,
     decode_page_token,
-    encode_page_token,
+    next_page,
+    next_page_of_keyed,
     page_token_binding,
 )
 from modelregistry.domain.paging import resolve_page_size
@@ -20,8 +19,6 @@ from modelregistry.service.models import model_not_found
 from modelregistry.service.versions import version_not_found
 from modelregistry.storage import listing_store, models_store, versions_store
 from modelregistry.storage.database import Database
-
-T = TypeVar("T")
 
 
 class ListingService:
@@ -36,10 +33,10 @@ class ListingService:
         where = parse_filter(filter_text, MODEL_FILTER_FIELDS)
         order = parse_order_by(order_by, MODEL_ORDER_FIELDS)
         binding = page_token_binding("ListModels", "", filter_text, order_by)
-        cursor = self._cursor(binding, page_token)
+        cursor = self._keyset_cursor(binding, page_token)
         async with self._db.connection() as conn:
-            items, last = await listing_store.list_models(conn, where, order, cursor, limit)
-        return Page(items, self._token(binding, last))
+            rows = await listing_store.list_models(conn, where, order, cursor, limit + 1)
+        return next_page_of_keyed(rows, limit, self._key, binding)
 
     async def list_versions(
         self, model_id: str, page_size: int, page_token: str, filter_text: str, order_by: str
@@ -48,19 +45,19 @@ class ListingService:
         where = parse_filter(filter_text, VERSION_FILTER_FIELDS)
         order = parse_order_by(order_by, VERSION_ORDER_FIELDS)
         binding = page_token_binding("ListModelVersions", model_id, filter_text, order_by)
-        cursor = self._cursor(binding, page_token)
+        cursor = self._keyset_cursor(binding, page_token)
         only_model = None if model_id == ALL_MODELS else model_id
         async with self._db.connection() as conn:
-            items, last = await listing_store.list_versions(
-                conn, only_model, where, order, cursor, limit
+            rows = await listing_store.list_versions(
+                conn, only_model, where, order, cursor, limit + 1
             )
             if (
-                not items
+                not rows
                 and only_model
                 and await models_store.get_model_id(conn, only_model) is None
             ):
                 raise model_not_found(only_model)
-        return Page(items, self._token(binding, last))
+        return next_page_of_keyed(rows, limit, self._key, binding)
 
     async def list_stage_transitions(
         self, ref: VersionRef, page_size: int, page_token: str
@@ -80,7 +77,7 @@ class ListingService:
             items = await versions_store.list_stage_transitions(
                 conn, ref.model, number, after_id, limit + 1
             )
-        return self._id_page(binding, items, limit, [t.id for t in items])
+        return next_page(items, limit, self._key, binding, lambda t: [t.id])
 
     async def list_alias_changes(
         self, model_id: str, page_size: int, page_token: str
@@ -92,23 +89,15 @@ class ListingService:
             if await models_store.get_model_id(conn, model_id) is None:
                 raise model_not_found(model_id)
             rows = await versions_store.list_alias_changes(conn, model_id, after_id, limit + 1)
-        return self._id_page(binding, [c for _, c in rows], limit, [i for i, _ in rows])
+        keyed = [(change, [row_id]) for row_id, change in rows]
+        return next_page_of_keyed(keyed, limit, self._key, binding)
 
-    def _cursor(self, binding: str, token: str) -> list[CursorValue] | None:
-        return list(decode_page_token(self._key, binding, token)) if token else None
-
-    def _token(self, binding: str, last: list[CursorValue] | None) -> str:
-        return encode_page_token(self._key, binding, last) if last is not None else ""
+    def _keyset_cursor(self, binding: str, token: str) -> list[CursorValue] | None:
+        # Its shape depends on order_by; the keyset checks it against the order it compiles.
+        return decode_page_token(self._key, binding, token) if token else None
 
     def _id_cursor(self, binding: str, token: str) -> int:
-        cursor = self._cursor(binding, token)
-        if cursor is None:
+        if not token:
             return 0
-        if len(cursor) != 1 or not isinstance(cursor[0], int):
-            raise InvalidArgument.for_field("page_token", "page_token does not match this request")
-        return cursor[0]
-
-    def _id_page(self, binding: str, items: list[T], limit: int, ids: list[int]) -> Page[T]:
-        if len(items) > limit:
-            return Page(items[:limit], self._token(binding, [ids[limit - 1]]))
-        return Page(items, "")
+        (after_id,) = decode_cursor(self._key, binding, token, int)
+        return int(after_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from modelregistry.domain.access import Role
+from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
 from modelregistry.domain.models import CallContext, Model, ModelContent
 from modelregistry.domain.names import model_name
@@ -14,7 +15,8 @@ from modelregistry.storage.database import Database
 
 def model_not_found(model_id: str) -> NotFound:
     return NotFound(
-        f"model {model_id!r} not found; list models with ListModels", reason="MODEL_NOT_FOUND"
+        f"model {model_id!r} not found; list models with ListModels",
+        reason=ErrorReason.MODEL_NOT_FOUND,
     )
 
 
@@ -23,7 +25,7 @@ def check_etag(resource: str, given: str, current: str) -> None:
         raise Aborted(
             f"{resource} was changed by someone else (etag {given!r} is stale, current is "
             f"{current!r}); read it again and retry",
-            reason="STALE_ETAG",
+            reason=ErrorReason.STALE_ETAG,
         )
 
 
@@ -95,13 +97,13 @@ class ModelService:
             if await models_store.has_open_uploads(conn, current.id):
                 raise FailedPrecondition(
                     f"model {model_id!r} has uploads open; finish or abort them first",
-                    reason="UPLOADS_OPEN",
+                    reason=ErrorReason.UPLOADS_OPEN,
                 )
             if versions and not force:
                 raise FailedPrecondition(
                     f"model {model_id!r} still has {versions} version(s); delete them first "
                     "or pass force to delete them with the model",
-                    reason="MODEL_HAS_VERSIONS",
+                    reason=ErrorReason.MODEL_HAS_VERSIONS,
                 )
             await models_store.delete_model(conn, current.id)
             before = model_summary(current) | {"versions_deleted": versions}

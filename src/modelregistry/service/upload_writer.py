@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from modelregistry.domain.artifact_formats import summarize
 from modelregistry.domain.artifacts import MAX_MESSAGE_DATA_BYTES, MAX_PARTS, UploadSession
+from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import (
     Aborted,
     FailedPrecondition,
@@ -88,7 +89,7 @@ def _write_after_finish(session_id: str, at: int) -> FailedPrecondition:
         f"a message followed the one with `finish` at offset {at}: the file was not "
         f"committed, so no byte is silently dropped; upload {session_id} stays open: ask "
         "QueryUpload where to resume, and end the stream after the message with `finish`",
-        reason="WRITE_AFTER_FINISH",
+        reason=ErrorReason.WRITE_AFTER_FINISH,
     )
 
 
@@ -96,7 +97,7 @@ def wrong_offset(session_id: str, committed: int, offset: int) -> FailedPrecondi
     return FailedPrecondition(
         f"write at offset {offset}, but upload {session_id} continues at {committed}; "
         "ask QueryUpload for the committed size and resume there",
-        reason="WRONG_OFFSET",
+        reason=ErrorReason.WRONG_OFFSET,
         metadata={"committed_size": str(committed)},
         violations=[PreconditionViolation("OFFSET", session_id, f"committed size is {committed}")],
     )
@@ -333,7 +334,7 @@ class UploadWriter:
             raise Aborted(
                 f"upload {self._session.id} was taken over by another stream or ended; "
                 "ask QueryUpload where to resume",
-                reason="UPLOAD_CLAIM_LOST",
+                reason=ErrorReason.UPLOAD_CLAIM_LOST,
             )
         self._session.parts.append((number, etag))
         self._session.committed_size = end

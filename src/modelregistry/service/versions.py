@@ -5,7 +5,9 @@ from __future__ import annotations
 from modelregistry.domain import lifecycle
 from modelregistry.domain.access import Role
 from modelregistry.domain.comparison import Comparison, compare
+from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import (
+    AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -37,7 +39,7 @@ def version_not_found(ref: VersionRef) -> NotFound:
     what = f"version {ref.number}" if ref.number is not None else f"alias {ref.alias!r}"
     return NotFound(
         f"model {ref.model!r} has no {what}; list its versions with ListModelVersions",
-        reason="VERSION_NOT_FOUND",
+        reason=ErrorReason.VERSION_NOT_FOUND,
     )
 
 
@@ -60,7 +62,7 @@ async def check_policy(
 def uploads_open(version_name: str, action: str) -> FailedPrecondition:
     return FailedPrecondition(
         f"{version_name} has uploads open; finish or abort them (AbortUpload) to {action}",
-        reason="UPLOADS_OPEN",
+        reason=ErrorReason.UPLOADS_OPEN,
         violations=[PreconditionViolation("STATUS", version_name, "uploads are open")],
     )
 
@@ -77,15 +79,32 @@ class VersionService:
         request_id: str | None,
     ) -> ModelVersion:
         ctx.require(Role.EDITOR, model_id, "add versions to this model")
-        async with self._db.connection() as conn:
-            if content.lineage.derived_from:
-                content.lineage.derived_from = await self._canonical_parent(
-                    conn, content.lineage.derived_from
+        try:
+            async with self._db.transaction() as conn:
+                if content.lineage.derived_from:
+                    content.lineage.derived_from = await self._canonical_parent(
+                        conn, content.lineage.derived_from
+                    )
+                created = await versions_store.create_version(
+                    conn, ctx, model_id, content, request_id
                 )
-            created = await versions_store.create_version(conn, ctx, model_id, content, request_id)
-            if created is None:
-                raise model_not_found(model_id)
-            return created
+                if created is None:
+                    raise model_not_found(model_id)
+                await audit_store.insert_audit(
+                    conn, ctx, "CreateModelVersion", created.name, None, version_summary(created)
+                )
+                return created
+        except AlreadyExists:
+            # A retry of a create that succeeded: the version it made, and no second event.
+            if request_id is None:
+                raise
+            async with self._db.connection() as conn:
+                earlier = await versions_store.find_version_by_request_id(
+                    conn, model_id, request_id
+                )
+            if earlier is None:
+                raise
+            return earlier
 
     async def _canonical_parent(self, conn: Connection, derived_from: str) -> str:
         ref = parse_version_name(derived_from, "model_version.lineage.derived_from")
@@ -93,7 +112,7 @@ class VersionService:
         if parent is None:
             raise NotFound(
                 f"lineage.derived_from names {derived_from}, which does not exist",
-                reason="PARENT_VERSION_NOT_FOUND",
+                reason=ErrorReason.PARENT_VERSION_NOT_FOUND,
             )
         return parent.name
 
@@ -147,7 +166,7 @@ class VersionService:
             if current.stage == Stage.PRODUCTION:
                 raise FailedPrecondition(
                     f"{current.name} is in PRODUCTION; move it to ARCHIVED before deleting it",
-                    reason="VERSION_IN_PRODUCTION",
+                    reason=ErrorReason.VERSION_IN_PRODUCTION,
                 )
             if current.status == VersionStatus.PENDING:
                 raise uploads_open(current.name, "delete it")
@@ -233,7 +252,7 @@ class VersionService:
             held_by = await versions_store.delete_alias(conn, ctx, model_row, alias)
             if held_by is None:
                 raise NotFound(
-                    f"model {model_id!r} has no alias {alias!r}", reason="ALIAS_NOT_FOUND"
+                    f"model {model_id!r} has no alias {alias!r}", reason=ErrorReason.ALIAS_NOT_FOUND
                 )
             version = await versions_store.get_version_by_id(conn, held_by)
             # Recorded on the version that lost the alias, as SetModelVersionAlias records the

@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 
 from modelregistry.domain.artifacts import Artifact, ManifestEntry, UploadSession, UploadState
+from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import AlreadyExists
 from modelregistry.domain.names import VersionRef
 from modelregistry.storage.rows import Row
@@ -161,7 +162,7 @@ async def insert_artifact(
     except asyncpg.UniqueViolationError as exc:
         raise AlreadyExists(
             f"the version already has an artifact at {path!r}; delete it first",
-            reason="ARTIFACT_EXISTS",
+            reason=ErrorReason.ARTIFACT_EXISTS,
         ) from exc
     return artifact_id
 
@@ -267,7 +268,7 @@ async def insert_session(conn: asyncpg.Connection, session: UploadSession) -> No
         raise AlreadyExists(
             f"an upload of {session.path!r} into this version is already open; resume it or "
             "abort it first",
-            reason="UPLOAD_OPEN",
+            reason=ErrorReason.UPLOAD_OPEN,
         ) from exc
     await refresh_version_status(conn, session.version_id)
 

@@ -12,6 +12,7 @@ from modelregistry.domain.collaboration import (
     FlagSeverity,
     FlagState,
 )
+from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import NotFound
 from modelregistry.domain.models import CallContext, ModelVersion
 
@@ -98,7 +99,7 @@ async def insert_comment(
         # The comment being answered was deleted after it was looked up.
         raise NotFound(
             f"comment.parent_comment: {version.name} has no comment {parent_id}",
-            reason="COMMENT_NOT_FOUND",
+            reason=ErrorReason.COMMENT_NOT_FOUND,
         ) from None
     return None if row_id is None else await get_comment(conn, version.id, row_id)
 

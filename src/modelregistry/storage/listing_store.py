@@ -51,23 +51,21 @@ async def list_models(
     order: Sequence[OrderKey],
     cursor: Cursor | None,
     limit: int,
-) -> tuple[list[Model], list[CursorValue] | None]:
-    """One page of models and the cursor of its last row (None on the last page)."""
+) -> list[tuple[Model, list[CursorValue]]]:
+    """Up to `limit` models after `cursor`, each with its own cursor."""
     params: list[object] = []
     keyset = compile_order(order, MODEL_FIELD_COLUMNS, "m.id", params)
     conditions = [compile_filter(where, MODEL_FIELD_COLUMNS, params)]
     if cursor is not None:
         conditions.append(keyset.after(cursor, params))
-    params.append(limit + 1)
+    params.append(limit)
     rows = await conn.fetch(
         f"""SELECT {MODEL_COLUMNS}, {keyset.select_list} FROM models m
             WHERE {" AND ".join(conditions)}
             ORDER BY {keyset.order_by} LIMIT ${len(params)}""",
         *params,
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return [model_from_row(r) for r in rows], keyset.cursor_from_row(rows[-1]) if more else None
+    return [(model_from_row(r), keyset.cursor_from_row(r)) for r in rows]
 
 
 async def list_versions(
@@ -77,8 +75,9 @@ async def list_versions(
     order: Sequence[OrderKey],
     cursor: Cursor | None,
     limit: int,
-) -> tuple[list[ModelVersion], list[CursorValue] | None]:
-    """One page of versions (of one model, or of all when `model_id` is None)."""
+) -> list[tuple[ModelVersion, list[CursorValue]]]:
+    """Up to `limit` versions (of one model, or of all when `model_id` is None) after
+    `cursor`, each with its own cursor."""
     params: list[object] = []
     keyset = compile_order(order, VERSION_FIELD_COLUMNS, "v.id", params)
     conditions = [compile_filter(where, VERSION_FIELD_COLUMNS, params)]
@@ -87,7 +86,7 @@ async def list_versions(
         conditions.append(f"m.name = ${len(params)}")
     if cursor is not None:
         conditions.append(keyset.after(cursor, params))
-    params.append(limit + 1)
+    params.append(limit)
     rows = await conn.fetch(
         f"""SELECT {VERSION_COLUMNS}, {keyset.select_list}
             FROM model_versions v JOIN models m ON m.id = v.model_id
@@ -95,6 +94,4 @@ async def list_versions(
             ORDER BY {keyset.order_by} LIMIT ${len(params)}""",
         *params,
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return [version_from_row(r) for r in rows], keyset.cursor_from_row(rows[-1]) if more else None
+    return [(version_from_row(r), keyset.cursor_from_row(r)) for r in rows]

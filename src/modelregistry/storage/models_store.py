@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import AlreadyExists
 from modelregistry.domain.models import Model, ModelContent
 from modelregistry.storage.rows import MODEL_COLUMNS, model_from_row
@@ -28,11 +29,11 @@ async def insert_model(
             raise AlreadyExists(
                 f"request_id {request_id!r} was already used to create another model; "
                 "use a fresh request_id for each new model",
-                reason="REQUEST_ID_REUSED",
+                reason=ErrorReason.REQUEST_ID_REUSED,
             ) from exc
         raise AlreadyExists(
             f"model {model_id!r} already exists; pick another id or update that model",
-            reason="MODEL_EXISTS",
+            reason=ErrorReason.MODEL_EXISTS,
         ) from exc
     return model_from_row(row)
 

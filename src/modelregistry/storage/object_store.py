@@ -1,7 +1,7 @@
 """The S3 object store, over the (synchronous) minio SDK.
 
 minio blocks, so every call made from async code goes through a small bounded thread pool
-(`*_async` methods): the event loop never waits on the network. Failures leave this module as
+(run_blocking, run_read): the event loop never waits on the network. Failures leave this module as
 domain errors whose messages name the endpoint and bucket, never a credential.
 
 Every call has a deadline (`deadline_s`, shortened to the caller's own gRPC deadline): a store
@@ -28,6 +28,7 @@ from minio.datatypes import Part
 from minio.error import MinioException, S3Error
 
 from modelregistry.domain.deadlines import time_left
+from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import DataLoss, FailedPrecondition, NotFound, Unavailable
 
 _P = ParamSpec("_P")
@@ -322,18 +323,18 @@ class ObjectStore:
                 raise FailedPrecondition(
                     "the upload's stored parts were released (the session was aborted or "
                     "collected); start a new upload",
-                    reason="UPLOAD_RELEASED",
+                    reason=ErrorReason.UPLOAD_RELEASED,
                 ) from exc
             if exc.code == "NoSuchKey":
                 raise DataLoss(
                     f"an object the registry references is missing from bucket {self.bucket!r}",
-                    reason="OBJECT_MISSING",
+                    reason=ErrorReason.OBJECT_MISSING,
                 ) from exc
             if exc.code in ("InvalidPart", "InvalidPartOrder"):
                 raise DataLoss(
                     "the stored parts of this upload do not match what was recorded; "
                     "abort it and upload again",
-                    reason="PARTS_MISMATCH",
+                    reason=ErrorReason.PARTS_MISMATCH,
                 ) from exc
             raise self._unavailable(action, exc.code or "S3Error") from exc
         except _SDK_FAILURES as exc:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
+from modelregistry.domain.error_reason import ErrorReason
+from modelregistry.domain.errors import AlreadyExists
 from modelregistry.domain.models import (
     AliasChange,
     CallContext,
@@ -21,11 +23,9 @@ from modelregistry.storage.rows import (
     version_values,
 )
 
-# One statement, so one round trip and one implicit transaction: the counter row lock
-# serialises concurrent creates (gapless numbers), and the audit row commits with the version.
-# The audit insert takes the audit_sequence lock (migration 0005) last although CTEs have no
-# defined order: it reads `created`, which reads `counter`, so the model row lock and the
-# unique checks are behind it; only the foreign key check on that same model row follows.
+# One statement: the counter row lock serialises concurrent creates (gapless numbers). The
+# caller's transaction holds that lock until commit, so the audit row it writes next takes the
+# audit_sequence lock (migration 0005) after the model row lock, as every other mutation does.
 _CREATE_VERSION = f"""
 WITH counter AS (
     UPDATE models SET latest_version = latest_version + 1
@@ -38,12 +38,6 @@ WITH counter AS (
            $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16
     FROM counter
     RETURNING v.*
-), audited AS (
-    INSERT INTO audit_events (principal, action, resource, request_id, after)
-    SELECT $2, 'CreateModelVersion', 'models/' || $1 || '/versions/' || created.version, $17,
-           jsonb_build_object('version', created.version, 'stage', created.stage,
-                              'status', created.status)
-    FROM created
 )
 SELECT created.*, $1::text AS model, ARRAY[]::text[] AS aliases FROM created
 """
@@ -58,21 +52,22 @@ async def create_version(
 ) -> ModelVersion | None:
     """Allocate the next number and insert; None if the model does not exist.
 
-    A retry with a `request_id` already used on this model gets the version it created
-    (AIP-155); the failed statement rolled back its counter increment, so no gap is left.
+    AlreadyExists if `request_id` was used on this model before: the caller's transaction is
+    then void (its counter increment rolls back, so no gap is left), and the version that
+    request made is `find_version_by_request_id` (AIP-155).
     """
     try:
         row = await conn.fetchrow(
-            _CREATE_VERSION, model_id, ctx.principal, request_id, *version_values(content),
-            ctx.request_id,
-        )  # fmt: skip
-    except asyncpg.UniqueViolationError:
+            _CREATE_VERSION, model_id, ctx.principal, request_id, *version_values(content)
+        )
+    except asyncpg.UniqueViolationError as exc:
         if request_id is None:
             raise
-        earlier = await find_version_by_request_id(conn, model_id, request_id)
-        if earlier is None:
-            raise
-        return earlier
+        raise AlreadyExists(
+            f"request_id {request_id!r} was already used on model {model_id!r}; use a fresh "
+            "request_id for each new version",
+            reason=ErrorReason.REQUEST_ID_REUSED,
+        ) from exc
     return version_from_row(row) if row else None
 
 

@@ -1,0 +1,79 @@
+"""The stable `reason` of every error the registry reports, as its clients see it.
+
+Mirrors `enum ErrorReason` in protos/modelregistry/v1/error_reason.proto, which documents when
+each one happens and the ErrorInfo metadata it carries; a unit test keeps the two equal. The
+value is the name, so `ErrorInfo.reason` is the string clients have always matched on.
+ERROR_REASON_UNSPECIFIED has no member here: it is never sent.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorReason(StrEnum):
+    # any method
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    ABORTED = "ABORTED"
+    UNAVAILABLE = "UNAVAILABLE"
+    INTERNAL = "INTERNAL"
+    TOKEN_REQUIRED = "TOKEN_REQUIRED"  # noqa: S105 (a reason, not a secret)
+    ROLE_REQUIRED = "ROLE_REQUIRED"
+    STALE_ETAG = "STALE_ETAG"
+
+    # not found
+    MODEL_NOT_FOUND = "MODEL_NOT_FOUND"
+    VERSION_NOT_FOUND = "VERSION_NOT_FOUND"
+    PARENT_VERSION_NOT_FOUND = "PARENT_VERSION_NOT_FOUND"
+    ALIAS_NOT_FOUND = "ALIAS_NOT_FOUND"
+    ARTIFACT_NOT_FOUND = "ARTIFACT_NOT_FOUND"
+    UPLOAD_NOT_FOUND = "UPLOAD_NOT_FOUND"
+    COMMENT_NOT_FOUND = "COMMENT_NOT_FOUND"
+    FLAG_NOT_FOUND = "FLAG_NOT_FOUND"
+    DEPLOYMENT_NOT_FOUND = "DEPLOYMENT_NOT_FOUND"
+    TOKEN_NOT_FOUND = "TOKEN_NOT_FOUND"  # noqa: S105 (a reason, not a secret)
+    PRINCIPAL_NOT_FOUND = "PRINCIPAL_NOT_FOUND"
+    GRANT_NOT_FOUND = "GRANT_NOT_FOUND"
+
+    # already exists
+    MODEL_EXISTS = "MODEL_EXISTS"
+    REQUEST_ID_REUSED = "REQUEST_ID_REUSED"
+    ARTIFACT_EXISTS = "ARTIFACT_EXISTS"
+    UPLOAD_OPEN = "UPLOAD_OPEN"
+
+    # lifecycle (TransitionModelVersionStage, aliases, deletes)
+    STAGE_UNCHANGED = "STAGE_UNCHANGED"
+    STAGE_MOVE_NOT_ALLOWED = "STAGE_MOVE_NOT_ALLOWED"
+    PRODUCTION_OCCUPIED = "PRODUCTION_OCCUPIED"
+    OPEN_FLAGS = "OPEN_FLAGS"
+    PROMOTION_POLICY_NOT_MET = "PROMOTION_POLICY_NOT_MET"
+    UPLOADS_OPEN = "UPLOADS_OPEN"
+    VERSION_IN_PRODUCTION = "VERSION_IN_PRODUCTION"
+    MODEL_HAS_VERSIONS = "MODEL_HAS_VERSIONS"
+
+    # artifacts and uploads
+    ARTIFACTS_FROZEN = "ARTIFACTS_FROZEN"
+    UPLOAD_COMMITTED = "UPLOAD_COMMITTED"
+    UPLOAD_ABORTED = "UPLOAD_ABORTED"
+    UPLOAD_RELEASED = "UPLOAD_RELEASED"
+    WRONG_OFFSET = "WRONG_OFFSET"
+    UPLOAD_BUSY = "UPLOAD_BUSY"
+    UPLOAD_CLAIM_LOST = "UPLOAD_CLAIM_LOST"
+    OFFSET_PAST_END = "OFFSET_PAST_END"
+    TOO_MANY_UPLOADS = "TOO_MANY_UPLOADS"
+    DIGEST_MISMATCH = "DIGEST_MISMATCH"
+    BLOB_MISSING = "BLOB_MISSING"
+    OBJECT_MISSING = "OBJECT_MISSING"
+    PARTS_MISMATCH = "PARTS_MISMATCH"
+    WRITE_AFTER_FINISH = "WRITE_AFTER_FINISH"
+    UPLOAD_HASH_STATE_UNREADABLE = "UPLOAD_HASH_STATE_UNREADABLE"
+
+    # collaboration
+    COMMENT_HAS_REPLIES = "COMMENT_HAS_REPLIES"
+    FLAG_RESOLVED = "FLAG_RESOLVED"
+    DEPLOYMENT_RETIRED = "DEPLOYMENT_RETIRED"
+    SAME_STATUS = "SAME_STATUS"
+
+    # access and audit
+    TOKEN_ALREADY_REVOKED = "TOKEN_ALREADY_REVOKED"  # noqa: S105 (a reason, not a secret)
+    SHUTTING_DOWN = "SHUTTING_DOWN"
