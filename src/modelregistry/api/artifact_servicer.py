@@ -82,7 +82,7 @@ class ArtifactServicer(artifact_service_pb2_grpc.ArtifactServiceServicer):
     async def GetArtifactDownloadUrl(
         self, request: pb.GetArtifactDownloadUrlRequest, context: Context
     ) -> pb.GetArtifactDownloadUrlResponse:
-        ref, path = parse_artifact_name(request.name, "name")
+        ref, path = names.parse_artifact_name(request.name, "name")
         lifetime = _lifetime(request) if request.HasField("lifetime") else None
         found = await self._artifacts.download_url(call_context(), ref, path, lifetime)
         return pb.GetArtifactDownloadUrlResponse(

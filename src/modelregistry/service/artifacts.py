@@ -425,13 +425,17 @@ class ArtifactService:
             )
         remaining = artifact.size_bytes - offset
         count = remaining if length == 0 else min(length, remaining)
+        key = await self._object_key(artifact)
+        return artifact, self._store.stream_range(key, offset, count, DOWNLOAD_READ_AHEAD)
+
+    async def _object_key(self, artifact: Artifact) -> str:
         async with self._db.connection() as conn:
             key = await artifacts_store.object_key_of(conn, artifact.sha256)
         if key is None:
             raise DataLoss(
                 f"the content of {artifact.name} is missing", reason=ErrorReason.BLOB_MISSING
             )
-        return artifact, self._store.stream_range(key, offset, count, DOWNLOAD_READ_AHEAD)
+        return key
 
     async def download_url(
         self, ctx: CallContext, ref: VersionRef, path: str, lifetime: timedelta | None
@@ -442,10 +446,7 @@ class ArtifactService:
         )
         ctx.require(Role.VIEWER, ref.model, "read artifacts of this model")
         artifact = await self.get(ref, path)
-        async with self._db.connection() as conn:
-            key = await artifacts_store.object_key_of(conn, artifact.sha256)
-        if key is None:
-            raise DataLoss(f"the content of {artifact.name} is missing", reason="BLOB_MISSING")
+        key = await self._object_key(artifact)
         # Taken before signing, so the URL never outlives what the caller is told.
         expire_time = datetime.now(UTC) + lifetime
         url = self._store.presigned_get_url(key, lifetime)
