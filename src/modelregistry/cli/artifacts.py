@@ -213,7 +213,6 @@ ParallelOption = Annotated[
     int,
     typer.Option(
         "--parallel",
-        "-p",
         min=1,
         max=32,
         help="Files moving at once (each resumes on its own if its stream breaks).",
@@ -370,7 +369,8 @@ def download(
         typer.Option(
             "--direct",
             help="Read the bytes straight from the object store through short-lived "
-            "presigned URLs (the store must be reachable from here); still verified.",
+            "presigned URLs (the store must be reachable from here; one stream per file, "
+            "--streams does not apply); still verified.",
         ),
     ] = False,
     no_progress: NoProgressOption = False,
