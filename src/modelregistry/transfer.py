@@ -917,7 +917,7 @@ def download_direct(
                     if (url.sha256, url.size_bytes) != (artifact.sha256, artifact.size_bytes):
                         raise TransferError(f"{artifact_name} changed during the download")
                 try:
-                    pos = _read_direct(http, url, artifact_name, f, pos, digest, progress, cancel)
+                    _read_direct(http, url, artifact_name, f, pos, digest, progress, cancel)
                     retry.progressed()
                 except _UrlRefused:
                     url = None  # expired or revoked: a fresh one, within the retries
@@ -928,6 +928,8 @@ def download_direct(
                             f"{artifact_name}: reading from the store failed at byte {pos}"
                         )
                     )
+                # What reached the file (and the digest, in step with it) is kept: resume there.
+                pos = f.tell()
                 if pos >= artifact.size_bytes:
                     break
             f.flush()
@@ -963,11 +965,12 @@ def _read_direct(
     digest: Any,
     progress: Progress | None,
     cancel: threading.Event | None = None,
-) -> int:
-    """GET the bytes from `pos` to the end, appending them to `f`; the new position."""
+) -> None:
+    """GET the bytes from `pos` to the end, appending them to `f` and `digest` chunk by chunk
+    (so after a failure `f.tell()` is where to resume)."""
     size = url.size_bytes
     if size == 0:
-        return 0
+        return
     headers = {"Range": f"bytes={pos}-"}
     response = http.request("GET", url.url, headers=headers, preload_content=False)
     try:
@@ -987,6 +990,7 @@ def _read_direct(
             pos += len(data)
             if progress:
                 progress(pos, size)
-    finally:
-        response.release_conn()
-    return pos
+    except BaseException:
+        response.close()  # unread bytes stay on this connection: never reuse it
+        raise
+    response.release_conn()

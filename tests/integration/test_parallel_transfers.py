@@ -9,12 +9,14 @@ other files go straight to the server. A tampered file is a blob overwritten in 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import itertools
+import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,9 @@ from support.server import authenticated_channel
 from support.stores import StoreEndpoints
 
 from modelregistry import client, transfer
+from modelregistry.config import Endpoints, Settings
 from modelregistry.domain.access import Role
+from modelregistry.server import serve
 from modelregistry.v1 import artifact_service_pb2 as apb
 from modelregistry.v1 import artifact_service_pb2_grpc, model_version_pb2, registry_service_pb2_grpc
 from modelregistry.v1 import registry_service_pb2 as rpb
@@ -389,3 +393,70 @@ async def test_a_presigned_url_is_refused_to_callers_without_a_live_token(
             request
         )
         assert found.url
+
+
+@contextlib.asynccontextmanager
+async def server_with_public_store(
+    database_url: str, stores: StoreEndpoints, bucket: str, public_endpoint: str
+) -> AsyncIterator[str]:
+    """A server whose presigned URLs name `public_endpoint` (MODELREG_S3_PUBLIC_ENDPOINT)."""
+    settings = Settings(
+        listen="127.0.0.1:0",
+        database_url=database_url,
+        s3_endpoint=stores.s3_endpoint,
+        s3_access_key=stores.s3_access_key,
+        s3_secret_key=stores.s3_secret_key,
+        s3_bucket=bucket,
+        s3_public_endpoint=public_endpoint,
+        migrate_on_start=False,
+        shutdown_grace_s=1.0,
+        log_level="warning",
+        log_format="json",
+    )
+    ready: asyncio.Future[Endpoints] = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(settings, on_ready=ready.set_result, stop=stop))
+    done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()
+    try:
+        yield ready.result().grpc
+    finally:
+        stop.set()
+        await asyncio.wait({task}, timeout=20)
+
+
+@pytest.mark.timeout(180)
+async def test_direct_reads_go_to_the_public_endpoint_and_resume_when_the_store_connection_drops(
+    migrated_database_url: str,
+    store_endpoints: StoreEndpoints,
+    s3_bucket: str,
+    admin_token: str,
+    tmp_path: Path,
+) -> None:
+    # The store as clients see it: a proxy in front of it, which cuts a read after 5 MiB.
+    proxy = DroppingProxy(store_endpoints.s3_endpoint)
+    async with (
+        proxy.running() as public,
+        server_with_public_store(
+            migrated_database_url, store_endpoints, s3_bucket, f"http://{public}"
+        ) as target,
+    ):
+        await new_version(target, "public")
+        source = tmp_path / "w.bin"
+        data = random_file(source, 12 * MiB + 5)
+        with client.connect(target) as sync_channel:
+            artifact = await asyncio.to_thread(
+                transfer.upload_file, sync_channel, "public/1", "w.bin", source
+            )
+            found = await asyncio.to_thread(
+                artifact_service_pb2_grpc.ArtifactServiceStub(sync_channel).GetArtifactDownloadUrl,
+                apb.GetArtifactDownloadUrlRequest(name=artifact.name),
+            )
+            assert found.url.startswith(f"http://{public}/{s3_bucket}/")
+            proxy.arm("down", 5 * MiB)
+            dest = tmp_path / "out" / "w.bin"
+            await asyncio.to_thread(transfer.download_direct, sync_channel, artifact.name, dest)
+    assert proxy.drops == 1
+    assert dest.read_bytes() == data
+    assert os.listdir(dest.parent) == ["w.bin"]
