@@ -20,7 +20,10 @@ What it does, in order:
    against minio straight to the same SeaweedFS, concurrent uploads with the server's RSS,
    an upload deduplicated by its digest, a ranged parallel download.
 
-`--only registry` or `--only artifacts` runs one part.
+7. then the OCI pulls of bench.oci ("oci"): a 1 GiB blob through /v2/ proxied and redirected,
+   next to gRPC Download and a direct store read.
+
+`--only registry`, `--only artifacts` or `--only oci` runs one part.
 
 The clients are coroutines of this process on one grpc.aio channel (uvloop, as the server),
 with the server's channel options: a second process, as PERF-NOTES measured. On a 2-core
@@ -53,7 +56,7 @@ import psutil
 import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench import artifacts, processes
+from bench import artifacts, oci, processes
 from bench.report import Sample, cell, check_targets
 from bench.workloads import LIST_FILTER, LIST_PAGE_SIZE, Op, SeedPlan, Workloads, seed
 from modelregistry import client
@@ -78,6 +81,7 @@ class Options:
     versions: int
     only: str | None
     artifact_mib: int
+    oci_mib: int = 1024
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,10 @@ def _parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--duration", type=float, default=4.0, help="seconds measured per cell")
     parser.add_argument("--versions", type=int, default=300, help="versions of the listed model")
     parser.add_argument(
-        "--only", choices=("registry", "artifacts"), help="run one part of the benchmark"
+        "--only", choices=("registry", "artifacts", "oci"), help="run one part of the benchmark"
+    )
+    parser.add_argument(
+        "--oci-mib", type=int, default=1024, help="size of the blob pulled over /v2/ in MiB"
     )
     parser.add_argument(
         "--artifact-mib",
@@ -143,6 +150,7 @@ def _parse_args(argv: Sequence[str] | None) -> Options:
         versions=args.versions,
         only=args.only,
         artifact_mib=args.artifact_mib,
+        oci_mib=args.oci_mib,
     )
 
 
@@ -205,15 +213,19 @@ async def _drive(
         target, options=GRPC_OPTIONS, interceptors=client.bearer_interceptors(token)
     ) as channel:
         report: dict[str, Any] = {}
-        if options.only != "artifacts":
+        workdir, s3, transfer_meters = transfers
+        if options.only in (None, "registry"):
             report.update(await _registry(channel, server, meters, options))
-        if options.only != "registry":
-            workdir, s3, transfer_meters = transfers
+        if options.only in (None, "artifacts"):
             report["artifacts"] = await artifacts.run(
                 channel, workdir, s3, transfer_meters, options.artifact_mib
             )
             report["artifacts"].update(
                 await artifacts.client_paths(target, token, workdir, s3, options.artifact_mib)
+            )
+        if options.only in (None, "oci"):
+            report["oci"] = await oci.run(
+                channel, token, workdir, database_url, s3, options.oci_mib
             )
         if server.poll() is not None:
             raise RuntimeError(f"the server exited with code {server.returncode} during the run")

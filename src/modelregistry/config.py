@@ -37,12 +37,13 @@ class Settings:
     s3_bucket: str = "modelregistry"
     s3_secure: bool = False
     s3_region: str = "us-east-1"
-    # The S3 endpoint as clients reach it ([http[s]://]host:port), for presigned download
-    # URLs (`modelreg download --direct`, OCI blob redirects); empty means MODELREG_S3_ENDPOINT.
-    s3_public_endpoint: str = ""
     # Seconds any one call to S3 may take, waiting for a free thread included; past it (or
     # past the caller's own gRPC deadline, if sooner) the caller gets UNAVAILABLE.
     s3_deadline_s: float = 15.0
+    # The S3 endpoint as clients outside the cluster reach it ([http[s]://]host:port), for
+    # presigned URLs (OCI blob redirects, GetArtifactDownloadUrl); empty means
+    # MODELREG_S3_ENDPOINT.
+    s3_public_endpoint: str = ""
     # Uploads streaming at once per replica; more get RESOURCE_EXHAUSTED. Each holds up to
     # BUFFERS (3, service/upload_writer.py) x part size of memory: 48 MiB with 16 MiB parts.
     max_concurrent_uploads: int = 8
@@ -73,6 +74,9 @@ class Settings:
     # host:port of the HTTP edge (web UI, MLflow REST, OCI distribution, /healthz, /readyz),
     # served by the same process; empty for none. HTTPS with the TLS settings above when set.
     http_listen: str = ""
+    # OCI blob GETs answer with a redirect to a short-lived presigned store URL, so that the
+    # bytes flow straight from the store (which clients must then be able to reach).
+    oci_blob_redirect: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -478,7 +478,7 @@ VERSION_CASES = [
          "model_version.parameters['learning rate']"),
     Case("CreateModelVersion/parameters/key-too-long", "CreateModelVersion",
          create_version(parameters={"k" * 257: "1"}), INVALID,
-         f"model_version.parameters['{'k' * 257}']"),
+         f"model_version.parameters['{'k' * 64}'…]"),
     Case("CreateModelVersion/parameters/value-too-long", "CreateModelVersion",
          create_version(parameters={"lr": "é" * 2049}), INVALID,
          "model_version.parameters['lr']"),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
@@ -39,10 +41,11 @@ async def running_server(
 
 @contextlib.asynccontextmanager
 async def running_endpoints(
-    database_url: str, stores: StoreEndpoints, bucket: str
+    database_url: str, stores: StoreEndpoints, bucket: str, **settings_overrides: Any
 ) -> AsyncIterator[Endpoints]:
     """Serve a migrated database and an S3 bucket in this process, gRPC and the HTTP edge
-    each on a free port; yields where they answer (.grpc host:port, .http_url)."""
+    each on a free port; yields where they answer (.grpc host:port, .http_url). Keyword
+    arguments replace Settings fields (e.g. oci_blob_redirect=True)."""
     settings = Settings(
         listen="127.0.0.1:0",
         http_listen="127.0.0.1:0",
@@ -57,6 +60,7 @@ async def running_endpoints(
         log_level="warning",
         log_format="json",
     )
+    settings = dataclasses.replace(settings, **settings_overrides)
     ready: asyncio.Future[Endpoints] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
     task = asyncio.create_task(serve(settings, on_ready=ready.set_result, stop=stop))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 
 import grpc
@@ -14,6 +15,7 @@ from modelregistry.domain.access import Access, Role
 from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import (
     FailedPrecondition,
+    FieldViolation,
     InvalidArgument,
     NotFound,
     PreconditionViolation,
@@ -30,6 +32,16 @@ _FAILURES: dict[str, Exception] = {
         violations=[PreconditionViolation("STAGE", "models/x/versions/2", "in PRODUCTION")],
     ),
     "down": Unavailable("PostgreSQL is unreachable; retry with backoff"),
+    # Whatever an error holds, its trailers stay small (a client's metadata limit is 8 KiB).
+    "huge-invalid": InvalidArgument.for_fields(
+        [FieldViolation(f"labels['{'é' * 20_000}{i}']", "x" * 20_000) for i in range(50)]
+    ),
+    "huge-precondition": FailedPrecondition(
+        "ü" * 20_000,
+        reason="R" * 5_000,
+        metadata={f"k{i}" * 500: "v" * 5_000 for i in range(20)},
+        violations=[PreconditionViolation("T" * 9_000, "S" * 9_000, "D" * 9_000)] * 40,
+    ),
 }
 
 
@@ -116,3 +128,34 @@ async def test_domain_errors_keep_code_message_and_details(
     if which == "bad":
         bad_request = next(d for d in details if isinstance(d, error_details_pb2.BadRequest))
         assert bad_request.field_violations[0].field == "model.labels"
+
+
+def _trailer_bytes(error: grpc.aio.AioRpcError) -> int:
+    """The trailers as sent: grpc-message percent-encoded, binary values base64-encoded."""
+    message = (error.details() or "").encode()
+    size = len("grpc-status") + 2 + len("grpc-message")
+    size += sum(3 if b < 0x20 or b > 0x7E or b == 0x25 else 1 for b in message)
+    for key, value in error.trailing_metadata() or ():
+        raw = value if isinstance(value, bytes) else value.encode()
+        size += len(key) + (len(base64.b64encode(raw)) if key.endswith("-bin") else len(raw))
+    return size
+
+
+@pytest.mark.parametrize(
+    ("which", "code"),
+    [
+        ("huge-invalid", grpc.StatusCode.INVALID_ARGUMENT),
+        ("huge-precondition", grpc.StatusCode.FAILED_PRECONDITION),
+    ],
+)
+async def test_every_error_fits_in_4_kib_of_trailers_and_keeps_its_code(
+    stub: grpc.aio.UnaryUnaryMultiCallable, which: str, code: grpc.StatusCode
+) -> None:
+    error = await _call(stub, which)
+    assert error.code() == code  # not RESOURCE_EXHAUSTED from the client's metadata limit
+    assert _trailer_bytes(error) < 4096
+    message = error.details() or ""
+    assert message.endswith("…")
+    assert message[:40] == str(_FAILURES[which])[:40]  # a prefix of what was wrong
+    info = next(d for d in _details(error) if isinstance(d, error_details_pb2.ErrorInfo))
+    assert info.metadata["request_id"] == "rid-7"

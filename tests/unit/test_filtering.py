@@ -100,10 +100,18 @@ def test_strings_accept_quotes_escapes_and_bare_words() -> None:
     assert parse("name:*") == Present("name", None, FieldKind.STRING)
 
 
-@given(st.text(max_size=40))
-def test_quote_string_round_trips_any_text(text: str) -> None:
+@given(st.text(st.characters(exclude_characters="\x00"), max_size=40))
+def test_quote_string_round_trips_any_text_without_nul(text: str) -> None:
     parsed = parse(f"description = {quote_string(text)}")
     assert parsed == Compare("description", None, FieldKind.STRING, Op.EQ, text)
+
+
+@pytest.mark.parametrize(
+    "text", ['description = "a\x00b"', "description = a\x00", 'labels.a\x00 = "x"', "\x00"]
+)
+def test_nul_anywhere_is_refused_before_it_reaches_postgresql(text: str) -> None:
+    # PostgreSQL text cannot hold U+0000: in a value, a bare word or a map key it was INTERNAL.
+    assert "NUL (U+0000)" in error_of(text)
 
 
 def test_map_forms() -> None:

@@ -119,3 +119,14 @@ def test_malformed_artifact_names_are_invalid_argument(name: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
         parse_artifact_name(name, "name")
     assert caught.value.violations[0].field == "name"
+
+
+@pytest.mark.parametrize("length", [200, 20_000])
+def test_a_long_rejected_name_is_echoed_by_its_start(length: int) -> None:
+    name = "models/" + "x" * length + "/"
+    with pytest.raises(InvalidArgument) as caught:
+        parse_model_name(name, "name")
+    message = caught.value.message
+    assert "'models/xxxx" in message
+    assert f"({len(name):,} characters)" in message
+    assert len(message) < 200

@@ -55,6 +55,8 @@ def test_distinct_metric_keys_may_be_combined() -> None:
         ("version desc desc", VERSION_ORDER_FIELDS, "is not a field optionally followed by desc"),
         ("version,", VERSION_ORDER_FIELDS, "item 2 is empty"),
         (", version", VERSION_ORDER_FIELDS, "item 1 is empty"),
+        ("metrics.a\x00", VERSION_ORDER_FIELDS, "NUL (U+0000) character at column 10"),
+        ("name\x00 desc", MODEL_ORDER_FIELDS, "NUL (U+0000)"),
     ],
 )
 def test_errors_name_the_problem(text: str, catalogue: object, expected: str) -> None:

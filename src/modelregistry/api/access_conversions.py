@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from modelregistry.api.conversions import timestamp
+from modelregistry.api.conversions import datetime_from_timestamp, timestamp
 from modelregistry.domain.access import Access, Grant, Role, Token
 from modelregistry.domain.names import model_name
 from modelregistry.domain.validation import Violations
@@ -20,10 +20,6 @@ _ROLE_TO_PROTO = {
     Role.ADMIN: pb.ROLE_ADMIN,
 }
 ROLE_FROM_PROTO: dict[int, Role] = {v: k for k, v in _ROLE_TO_PROTO.items()}
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# google.protobuf.Timestamp's range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
-_MIN_SECONDS = -62_135_596_800
-_MAX_SECONDS = 253_402_300_799
 
 
 def role_to_proto(role: Role) -> pb.Role.ValueType:
@@ -32,10 +28,7 @@ def role_to_proto(role: Role) -> pb.Role.ValueType:
 
 def datetime_from_proto(value: Timestamp, path: str, out: Violations) -> datetime | None:
     """A valid Timestamp as an aware UTC datetime (to the microsecond PostgreSQL keeps)."""
-    if not _MIN_SECONDS <= value.seconds <= _MAX_SECONDS or not 0 <= value.nanos < 10**9:
-        out.add(path, "is not a valid timestamp (years 1 to 9999, nanos 0 to 999,999,999)")
-        return None
-    return _EPOCH + timedelta(seconds=value.seconds, microseconds=value.nanos // 1000)
+    return datetime_from_timestamp(value, path, out)
 
 
 def token_to_proto(token: Token) -> pb.Token:

@@ -125,8 +125,10 @@ def _lifetime(request: pb.GetArtifactDownloadUrlRequest) -> timedelta:
 
 async def _chunks(requests: AsyncIterator[pb.WriteRequest]) -> AsyncIterator[WriteChunk]:
     async for request in requests:
-        # Each access to a bytes field copies it: read `data` once.
-        yield WriteChunk(request.upload_id, request.offset, request.data, request.finish)
+        # Each access to a bytes field copies it: read `data` once. A malformed upload id is
+        # refused here, as QueryUpload and AbortUpload refuse it, before it reaches SQL.
+        upload_id = _valid_upload_id(request.upload_id)
+        yield WriteChunk(upload_id, request.offset, request.data, request.finish)
 
 
 def _valid_upload_id(upload_id: str) -> str:

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from google.protobuf import struct_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from modelregistry.api.conversions import timestamp
+from modelregistry.api.conversions import datetime_from_timestamp, timestamp
 from modelregistry.domain import audit
 from modelregistry.domain.validation import Violations
 from modelregistry.v1 import audit_pb2
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# The range google.protobuf.Timestamp allows: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
-_MIN_SECONDS = -62_135_596_800
-_MAX_SECONDS = 253_402_300_799
 
 
 def event_to_proto(event: audit.AuditEvent) -> audit_pb2.AuditEvent:
@@ -61,10 +56,6 @@ def filter_from_proto(
 
 
 def _instant(value: Timestamp, path: str, out: Violations) -> datetime | None:
-    if not _MIN_SECONDS <= value.seconds <= _MAX_SECONDS or not 0 <= value.nanos < 10**9:
-        out.add(path, "is not a valid timestamp (years 1 to 9999, nanos 0 to 999999999)")
-        return None
     # Rounded up to PostgreSQL's microseconds: `time >= start` and `time < end` then keep
     # their meaning for every stored time.
-    micros = -(-value.nanos // 1000)
-    return _EPOCH + timedelta(seconds=value.seconds, microseconds=micros)
+    return datetime_from_timestamp(value, path, out, round_up=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -10,6 +10,8 @@ from modelregistry.domain import artifacts as da
 from modelregistry.domain import comparison as cmp
 from modelregistry.domain import models as dm
 from modelregistry.domain import names
+from modelregistry.domain.oci import oci_manifest_digest
+from modelregistry.domain.validation import Violations
 from modelregistry.v1 import artifact_pb2, model_pb2, model_version_pb2, registry_service_pb2
 
 _STAGE_TO_PROTO = {
@@ -27,6 +29,31 @@ _DATA_TYPE_PREFIX = "DATA_TYPE_"
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# google.protobuf.Timestamp's range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
+MIN_TIMESTAMP_SECONDS = -62_135_596_800
+MAX_TIMESTAMP_SECONDS = 253_402_300_799
+LATEST = datetime.max.replace(tzinfo=UTC)
+
+
+def datetime_from_timestamp(
+    value: Timestamp, path: str, out: Violations, *, round_up: bool = False
+) -> datetime | None:
+    """A Timestamp as an aware UTC datetime at the microsecond PostgreSQL keeps: the nanos cut
+    off, or with `round_up` rounded up (so `time >= start` and `time < end` keep their meaning
+    for every stored time). Outside Timestamp's range it is a violation under `path`.
+
+    The one conversion of every Timestamp a request carries: its range is checked before any
+    work, so nothing later can overflow."""
+    if (
+        not MIN_TIMESTAMP_SECONDS <= value.seconds <= MAX_TIMESTAMP_SECONDS
+        or not 0 <= value.nanos < 10**9
+    ):
+        out.add(path, "is not a valid timestamp (years 1 to 9999, nanos 0 to 999,999,999)")
+        return None
+    micros = -(-value.nanos // 1000) if round_up else value.nanos // 1000
+    if value.seconds == MAX_TIMESTAMP_SECONDS and micros == 10**6:
+        return LATEST  # rounded up past the last microsecond: still after every stored time
+    return _EPOCH + timedelta(seconds=value.seconds, microseconds=micros)
 
 
 def timestamp(value: datetime) -> Timestamp:
@@ -279,3 +306,9 @@ def manifest_to_proto(
         for e in entries
     )
     version.manifest_digest = da.manifest_digest(entries)
+
+
+def oci_digest_to_proto(message: model_version_pb2.ModelVersion, version: dm.ModelVersion) -> None:
+    """The OCI manifest digest, alongside manifest_digest (same condition)."""
+    if message.manifest_digest:
+        message.oci_manifest_digest = oci_manifest_digest(version)

@@ -19,6 +19,7 @@ from prometheus_client import Counter, Histogram
 
 from modelregistry.api.call_context import ANONYMOUS, current_call
 from modelregistry.api.errors import internal_status, status_code_of, to_grpc_status
+from modelregistry.api.request_guard import RefusedRequest, guarded_deserializer
 from modelregistry.domain.access import Access
 from modelregistry.domain.deadlines import set_call_deadline
 from modelregistry.domain.errors import RegistryError
@@ -84,16 +85,21 @@ def _wrap_handler(
         inner = getattr(handler, attribute)
         if inner is not None:
             return factory(
-                _wrap_behavior(inner, method, quiet, authenticate),
-                request_deserializer=handler.request_deserializer,
+                _wrap_behavior(inner, method, quiet, authenticate, handler.request_streaming),
+                request_deserializer=guarded_deserializer(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
     return handler
 
 
 def _wrap_behavior(
-    inner: Behavior, method: str, quiet: bool, authenticate: Authenticate | None
+    inner: Behavior,
+    method: str,
+    quiet: bool,
+    authenticate: Authenticate | None,
+    request_streaming: bool,
 ) -> Behavior:
+    checked = _checked_stream if request_streaming else _checked_request
     if inspect.isasyncgenfunction(inner):
 
         async def stream_behavior(
@@ -102,7 +108,7 @@ def _wrap_behavior(
             call = _Call(method, context, quiet)
             try:
                 await call.authenticate(authenticate)
-                async for response in inner(request, context):
+                async for response in inner(checked(request), context):
                     yield response
             except asyncio.CancelledError:
                 call.code = grpc.StatusCode.CANCELLED
@@ -118,7 +124,7 @@ def _wrap_behavior(
         call = _Call(method, context, quiet)
         try:
             await call.authenticate(authenticate)
-            return await inner(request, context)
+            return await inner(checked(request), context)
         except asyncio.CancelledError:
             call.code = grpc.StatusCode.CANCELLED
             raise
@@ -128,6 +134,19 @@ def _wrap_behavior(
             call.finish()
 
     return unary_behavior
+
+
+def _checked_request(request: Any) -> Any:
+    """The request, or its refusal raised (see request_guard)."""
+    if isinstance(request, RefusedRequest):
+        raise request.error
+    return request
+
+
+async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """The client's stream, ending in the refusal of its first refused message."""
+    async for request in requests:
+        yield _checked_request(request)
 
 
 class _Call:

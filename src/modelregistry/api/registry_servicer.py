@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import TypeAlias
 
 import grpc
@@ -110,6 +109,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         version = await self._versions.get(ref)
         message = conv.version_to_proto(version)
         conv.manifest_to_proto(message, version.manifest or [])
+        conv.oci_digest_to_proto(message, version)
         return message
 
     async def ListModelVersions(
@@ -228,12 +228,9 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
                 )
         as_of = None
         if request.HasField("as_of_time"):
-            try:
-                as_of = request.as_of_time.ToDatetime(tzinfo=UTC)
-            except (ValueError, OverflowError):
-                raise InvalidArgument.for_field(
-                    "as_of_time", "must be a valid time between years 0001 and 9999"
-                ) from None
+            violations = Violations()
+            as_of = conv.datetime_from_timestamp(request.as_of_time, "as_of_time", violations)
+            violations.raise_if_any()
         query = check_query(kind, request.key, as_of)
         page = await self._history.list_history(
             model_id, query, request.page_size, request.page_token

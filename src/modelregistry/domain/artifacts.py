@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -128,6 +128,8 @@ class ManifestEntry:
     path: str
     size_bytes: int
     sha256: str
+    # The artifact's summary (format, properties) where a read fetched it (OCI config).
+    summary: tuple[str, dict[str, str]] | None = field(default=None, compare=False)
 
 
 def manifest_digest(entries: Iterable[ManifestEntry]) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from modelregistry.domain.errors import excerpt
 from modelregistry.domain.validation import Violations
 
 MAX_RESOURCE_CHARS = 2048
@@ -60,7 +61,7 @@ def check_filter(audit_filter: AuditFilter, prefix: str, out: Violations) -> Non
             if not ACTION_PATTERN.match(action):
                 out.add(
                     f"{prefix}.actions[{index}]",
-                    f"{action!r} is not a method name such as CreateModelVersion",
+                    f"{excerpt(action)} is not a method name such as CreateModelVersion",
                 )
     start, end = audit_filter.start_time, audit_filter.end_time
     if start is not None and end is not None and end < start:
@@ -80,7 +81,7 @@ def _check_resource(resource: str, path: str, out: Violations) -> None:
     if any(not segment for segment in resource.split("/")):
         out.add(
             path,
-            f"{resource!r} is not a resource name: use e.g. models/llama or "
+            f"{excerpt(resource)} is not a resource name: use e.g. models/llama or "
             "models/llama/versions/3, without empty segments or a trailing '/'",
         )
 

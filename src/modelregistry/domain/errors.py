@@ -9,6 +9,16 @@ from dataclasses import dataclass, field
 
 from modelregistry.domain.error_reason import ErrorReason
 
+MAX_ECHOED_CHARS = 80
+
+
+def excerpt(value: str, limit: int = MAX_ECHOED_CHARS) -> str:
+    """`value` quoted for an error message, cut to its first `limit` characters: a rejected
+    value is echoed so the caller can find it, never whole (it may be megabytes long)."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}… ({len(value):,} characters)"
+
 
 @dataclass(frozen=True)
 class FieldViolation:

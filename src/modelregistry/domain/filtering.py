@@ -55,7 +55,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 
-from modelregistry.domain.errors import InvalidArgument
+from modelregistry.domain.errors import InvalidArgument, excerpt
 
 MAX_FILTER_LENGTH = 4096
 MAX_DEPTH = 32
@@ -202,6 +202,8 @@ def parse_filter(text: str, fields: Mapping[str, FieldSpec]) -> Expr | None:
     """Parse and validate ``text`` against ``fields``; None for an empty filter."""
     if len(text) > MAX_FILTER_LENGTH:
         raise _error(f"is {len(text)} characters long; at most {MAX_FILTER_LENGTH} are allowed")
+    if "\x00" in text:  # PostgreSQL text cannot hold U+0000, in a value or a map key
+        raise _error(f"has a NUL (U+0000) character at column {text.index(chr(0)) + 1}")
     tokens = _tokenize(text)
     if len(tokens) == 1:  # only END
         return None
@@ -446,7 +448,9 @@ class _Parser:
         if not dot:
             return spec, None
         if not spec.kind.is_map:
-            raise _error(f"field {name} has no subfields ({token.text!r} at column {token.column})")
+            raise _error(
+                f"field {name} has no subfields ({excerpt(token.text)} at column {token.column})"
+            )
         if not key:
             raise _error(f"{name}. at column {token.column} lacks a key, as in {name}.<key>")
         return spec, key
@@ -509,7 +513,7 @@ def _decimal(path: str, value: _Token) -> Decimal:
     try:
         number = Decimal(value.text)
     except InvalidOperation:  # pragma: no cover - the lexer only makes valid numbers
-        raise _error(f"{path}: {value.text!r} is not a number") from None
+        raise _error(f"{path}: {excerpt(value.text)} is not a number") from None
     if number and abs(number.adjusted()) > MAX_NUMBER_EXPONENT:
         raise _error(f"{path}: the number {value.text} at column {value.column} is out of range")
     return number

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from modelregistry.domain.errors import InvalidArgument
+from modelregistry.domain.errors import InvalidArgument, excerpt
 
 MODEL_ID_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,61}[a-z0-9])?$")
 ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -80,7 +80,7 @@ def validate_model_id(model_id: str, field: str) -> str:
     if not MODEL_ID_PATTERN.fullmatch(model_id):
         raise InvalidArgument.for_field(
             field,
-            f"{model_id!r} is not a valid model id: use 1-63 lowercase letters, digits, "
+            f"{excerpt(model_id)} is not a valid model id: use 1-63 lowercase letters, digits, "
             "'-', '_' or '.', starting and ending with a letter or digit",
         )
     return model_id
@@ -90,8 +90,8 @@ def validate_alias(alias: str, field: str) -> str:
     if not ALIAS_PATTERN.fullmatch(alias):
         raise InvalidArgument.for_field(
             field,
-            f"{alias!r} is not a valid alias: use 1-63 lowercase letters, digits, '-' or '_', "
-            "starting with a letter",
+            f"{excerpt(alias)} is not a valid alias: use 1-63 lowercase letters, digits, '-' "
+            "or '_', starting with a letter",
         )
     if alias == LATEST_ALIAS:
         raise InvalidArgument.for_field(
@@ -105,7 +105,7 @@ def parse_model_name(name: str, field: str, *, allow_wildcard: bool = False) -> 
     prefix, _, model_id = name.partition("/")
     if prefix != "models" or not model_id or "/" in model_id:
         raise InvalidArgument.for_field(
-            field, f"{name!r} is not a model name: expected models/{{model}}"
+            field, f"{excerpt(name)} is not a model name: expected models/{{model}}"
         )
     if allow_wildcard and model_id == ALL_MODELS:
         return model_id
@@ -117,7 +117,9 @@ def parse_version_name(name: str, field: str, *, allow_wildcard: bool = False) -
     parts = name.split("/")
     if len(parts) != 4 or parts[0] != "models" or parts[2] != "versions" or not parts[3]:
         raise InvalidArgument.for_field(
-            field, f"{name!r} is not a version name: expected models/{{model}}/versions/{{version}}"
+            field,
+            f"{excerpt(name)} is not a version name: "
+            "expected models/{model}/versions/{version}",
         )
     model_id = validate_model_id(parts[1], field)
     return parse_version_segment(model_id, parts[3], field, allow_wildcard=allow_wildcard)
@@ -130,7 +132,7 @@ def parse_version_segment(
         number = int(segment)
         if not 1 <= number < _MAX_VERSION or segment != str(number):
             raise InvalidArgument.for_field(
-                field, f"{segment!r} is not a version number: versions are 1, 2, 3, ..."
+                field, f"{excerpt(segment)} is not a version number: versions are 1, 2, 3, ..."
             )
         return VersionRef(model_id, number=number)
     if allow_wildcard and segment == ALL_VERSIONS:
@@ -139,7 +141,7 @@ def parse_version_segment(
         return VersionRef(model_id, alias=LATEST_ALIAS)
     if not ALIAS_PATTERN.fullmatch(segment):
         raise InvalidArgument.for_field(
-            field, f"{segment!r} is neither a version number nor a valid alias"
+            field, f"{excerpt(segment)} is neither a version number nor a valid alias"
         )
     return VersionRef(model_id, alias=segment)
 
@@ -151,7 +153,7 @@ def parse_version_child_name(name: str, field: str, collection: str) -> tuple[Ve
     if not parent or not 1 <= child < _MAX_VERSION:
         raise InvalidArgument.for_field(
             field,
-            f"{name!r} is not a {collection[:-1]} name: expected "
+            f"{excerpt(name)} is not a {collection[:-1]} name: expected "
             f"models/{{model}}/versions/{{version}}/{collection}/{{id}}",
         )
     return parse_version_name(parent, field), child
@@ -162,7 +164,7 @@ def parse_artifact_name(name: str, field: str) -> tuple[VersionRef, str]:
     version_part, marker, path = name.partition(f"/{ARTIFACTS}/")
     if not marker:
         raise InvalidArgument.for_field(
-            field, f"{name[:120]!r} is not an artifact name: expected "
+            field, f"{excerpt(name)} is not an artifact name: expected "
             "models/{model}/versions/{version}/artifacts/{path}",
         )  # fmt: skip
     ref = parse_version_name(version_part, field)
@@ -201,7 +203,8 @@ def parse_policy_name(name: str, field_path: str) -> str:
     parent, _, segment = name.rpartition("/")
     if segment != POLICY_SEGMENT:
         raise InvalidArgument.for_field(
-            field_path, f"{name!r} is not a policy name: expected models/{{model}}/{POLICY_SEGMENT}"
+            field_path,
+            f"{excerpt(name)} is not a policy name: expected models/{{model}}/{POLICY_SEGMENT}",
         )
     return parse_model_name(parent, field_path)
 
@@ -212,6 +215,6 @@ def parse_token_name(name: str, path: str) -> str:
     token_id = token_id.lower()
     if prefix != TOKENS or not _TOKEN_ID_PATTERN.fullmatch(token_id):
         raise InvalidArgument.for_field(
-            path, f"{name[:80]!r} is not a token name: expected tokens/{{uuid}}"
+            path, f"{excerpt(name)} is not a token name: expected tokens/{{uuid}}"
         )
     return token_id

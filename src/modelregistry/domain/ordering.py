@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from modelregistry.domain.errors import InvalidArgument
+from modelregistry.domain.errors import InvalidArgument, excerpt
 from modelregistry.domain.filtering import FieldKind
 
 MAX_ORDER_BY_LENGTH = 1024
@@ -73,6 +73,8 @@ def parse_order_by(text: str, allowed: OrderCatalogue) -> list[OrderKey]:
     """Parse ``text`` into sort keys; the catalogue's default for an empty string."""
     if len(text) > MAX_ORDER_BY_LENGTH:
         raise _error(f"is {len(text)} characters long; at most {MAX_ORDER_BY_LENGTH} are allowed")
+    if "\x00" in text:  # PostgreSQL text cannot hold U+0000 (a metrics key reaches SQL)
+        raise _error(f"has a NUL (U+0000) character at column {text.index(chr(0)) + 1}")
     if not text.strip():
         return list(allowed.default)
     keys: list[OrderKey] = []
@@ -93,7 +95,7 @@ def _parse_item(item: str, position: int, allowed: OrderCatalogue) -> OrderKey:
     if match is None:
         shown = item.strip()
         raise _error(
-            f"item {position} ({shown!r}) is not a field optionally followed by desc"
+            f"item {position} ({excerpt(shown)}) is not a field optionally followed by desc"
             if shown
             else f"item {position} is empty; separate fields with a single comma"
         )
@@ -101,7 +103,7 @@ def _parse_item(item: str, position: int, allowed: OrderCatalogue) -> OrderKey:
     descending = False
     if direction is not None:
         if direction.lower() not in ("asc", "desc"):
-            raise _error(f"unknown direction {direction!r} after {path}; use desc or asc")
+            raise _error(f"unknown direction {excerpt(direction)} after {path}; use desc or asc")
         descending = direction.lower() == "desc"
     name, dot, map_key = path.partition(".")
     kind = allowed.fields.get(name)
@@ -110,13 +112,13 @@ def _parse_item(item: str, position: int, allowed: OrderCatalogue) -> OrderKey:
             f"{field}.<key>" if k is FieldKind.NUMBER_MAP else field
             for field, k in allowed.fields.items()
         )
-        raise _error(f"cannot order by {path!r}; the fields you can order by are {known}")
+        raise _error(f"cannot order by {excerpt(path)}; the fields you can order by are {known}")
     if kind.is_map:
         if not map_key:
             raise _error(f"{name} is a map: name a key, as in {name}.<key>")
         return OrderKey(name, map_key, descending, kind)
     if dot:
-        raise _error(f"field {name} has no subfields ({path!r})")
+        raise _error(f"field {name} has no subfields ({excerpt(path)})")
     return OrderKey(name, None, descending, kind)
 
 

@@ -8,8 +8,9 @@ only valid for the request shape that produced it. The key is shared by every re
 ``server_secrets`` table), so any replica accepts any replica's tokens.
 
 Tokens are signed, not encrypted: a client who decodes one sees values from a row it was
-already sent. Anything wrong with a token (tampered, truncated, garbage, another binding)
-is InvalidArgument on ``page_token``.
+already sent. Anything wrong with a token is InvalidArgument on ``page_token``: text that
+cannot be a token at all (garbage, truncated) is "not a page token of this list"; a well-formed
+token whose signature fails (another request's, or tampered) "does not match this request".
 
 Values: None, bool, int, str, float, Decimal and tz-aware datetime (exact to the
 microsecond, decoded in UTC).
@@ -46,6 +47,10 @@ _MISMATCH = (
     "page_token does not match this request: pass the same parent, filter and order_by as "
     "the call that returned it, or omit page_token to start over"
 )
+_GARBAGE = (
+    "is not a page token of this list: pass the next_page_token of a previous response "
+    "unchanged, or omit page_token to start over"
+)
 
 
 class _Malformed(Exception):
@@ -73,21 +78,21 @@ def decode_page_token(key: bytes, binding: str, token: str) -> list[CursorValue]
     if not key:
         raise ValueError("page token key is empty")
     if len(token) > MAX_TOKEN_LENGTH or not token.isascii():
-        raise _invalid()
+        raise _not_a_token()
     try:
         padded = token + "=" * (-len(token) % 4)
         raw = base64.b64decode(padded, altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
-        raise _invalid() from None
-    if len(raw) < 1 + _TAG_BYTES:
-        raise _invalid()
+        raise _not_a_token() from None
+    if len(raw) < 1 + _TAG_BYTES or raw[0] != _FORMAT_VERSION:
+        raise _not_a_token()
     payload, tag = raw[:-_TAG_BYTES], raw[-_TAG_BYTES:]
     if not hmac.compare_digest(tag, _tag(key, binding, payload)):
         raise _invalid()
     try:
         return _decode_payload(payload)
     except _Malformed:
-        raise _invalid() from None
+        raise _not_a_token() from None
 
 
 def decode_cursor(key: bytes, binding: str, token: str, *shape: type) -> tuple[Any, ...]:
@@ -137,6 +142,10 @@ def _tag(key: bytes, binding: str, payload: bytes) -> bytes:
 
 def _invalid() -> InvalidArgument:
     return InvalidArgument.for_field("page_token", _MISMATCH)
+
+
+def _not_a_token() -> InvalidArgument:
+    return InvalidArgument.for_field("page_token", _GARBAGE)
 
 
 # --- payload encoding ----------------------------------------------------------------------

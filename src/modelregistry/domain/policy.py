@@ -12,7 +12,12 @@ from enum import StrEnum
 
 from modelregistry.domain.collaboration import Flag
 from modelregistry.domain.error_reason import ErrorReason
-from modelregistry.domain.errors import FailedPrecondition, InvalidArgument, PreconditionViolation
+from modelregistry.domain.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    PreconditionViolation,
+    excerpt,
+)
 from modelregistry.domain.models import make_etag
 from modelregistry.domain.names import (
     APPROVALS,
@@ -169,7 +174,7 @@ def _check_aliases(aliases: Sequence[str], path: str, out: Violations) -> None:
             out.items.extend(exc.violations)
             continue
         if alias in seen:
-            out.add(where, f"{alias!r} is listed twice")
+            out.add(where, f"{excerpt(alias)} is listed twice")
         seen.add(alias)
 
 

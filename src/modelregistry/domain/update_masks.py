@@ -6,7 +6,7 @@ import copy
 from collections.abc import Iterable
 from typing import TypeVar
 
-from modelregistry.domain.errors import InvalidArgument
+from modelregistry.domain.errors import InvalidArgument, excerpt
 
 MODEL_UPDATABLE = ("description", "owner", "labels")
 MODEL_OUTPUT_ONLY = ("name", "latest_version", "create_time", "update_time", "etag")
@@ -40,12 +40,13 @@ def resolve_mask(
             hint = " (use TransitionModelVersionStage)" if path == "stage" else ""
             hint = " (use SetModelVersionAlias)" if path == "aliases" else hint
             raise InvalidArgument.for_field(
-                "update_mask", f"{path!r} is output only and cannot be updated{hint}"
+                "update_mask", f"{excerpt(path)} is output only and cannot be updated{hint}"
             )
         else:
             raise InvalidArgument.for_field(
                 "update_mask",
-                f"{path!r} is not a field that can be updated; use: {', '.join(updatable)} (or *)",
+                f"{excerpt(path)} is not a field that can be updated; "
+                f"use: {', '.join(updatable)} (or *)",
             )
     return tuple(dict.fromkeys(chosen))
 

@@ -36,6 +36,9 @@ MAX_SCHEMA_FIELD_NAME_CHARS = 256
 MAX_SHAPE_DIMS = 32
 MAX_REQUEST_ID_CHARS = 128
 MAX_REASON_CHARS = 1024
+# A map entry's field path shows its key; a longer key is shown by its start (issue 9: a
+# 20,000-character key echoed whole made errors too big for a client's metadata limit).
+MAX_ECHOED_KEY_CHARS = 64
 
 
 class Violations:
@@ -68,6 +71,13 @@ def check_version_content(content: VersionContent, prefix: str, out: Violations)
     check_labels(content.labels, f"{prefix}.labels", out)
 
 
+def entry_path(path: str, key: str) -> str:
+    """`path['key']`, the field path of a map entry, with at most the start of a long key."""
+    if len(key) <= MAX_ECHOED_KEY_CHARS:
+        return f"{path}[{key!r}]"
+    return f"{path}[{key[:MAX_ECHOED_KEY_CHARS]!r}…]"
+
+
 def check_labels(labels: Mapping[str, str], path: str, out: Violations) -> None:
     if len(labels) > MAX_LABELS:
         out.add(path, f"has {len(labels)} entries; at most {MAX_LABELS} are allowed")
@@ -75,13 +85,13 @@ def check_labels(labels: Mapping[str, str], path: str, out: Violations) -> None:
     for key, value in labels.items():
         if not LABEL_KEY_PATTERN.fullmatch(key):
             out.add(
-                f"{path}[{key!r}]",
+                entry_path(path, key),
                 "label keys are 1-63 lowercase letters, digits, '_', '.' or '-', "
                 "starting with a letter",
             )
         elif len(value) > MAX_LABEL_VALUE_CHARS or _has_control_chars(value):
             out.add(
-                f"{path}[{key!r}]",
+                entry_path(path, key),
                 f"label values are at most {MAX_LABEL_VALUE_CHARS} printable characters",
             )
 
@@ -92,9 +102,9 @@ def check_metrics(metrics: Mapping[str, float], path: str, out: Violations) -> N
         return
     for key, value in metrics.items():
         if not MAP_KEY_PATTERN.fullmatch(key):
-            out.add(f"{path}[{key!r}]", _MAP_KEY_RULE)
+            out.add(entry_path(path, key), _MAP_KEY_RULE)
         elif not math.isfinite(value):
-            out.add(f"{path}[{key!r}]", f"{value} is not a finite number")
+            out.add(entry_path(path, key), f"{value} is not a finite number")
 
 
 def check_lineage(content: VersionContent, path: str, out: Violations) -> None:
@@ -158,9 +168,11 @@ def _check_string_map(
         return
     for key, value in values.items():
         if not MAP_KEY_PATTERN.fullmatch(key):
-            out.add(f"{path}[{key!r}]", _MAP_KEY_RULE)
+            out.add(entry_path(path, key), _MAP_KEY_RULE)
         elif len(value.encode()) > max_value_bytes or "\x00" in value:
-            out.add(f"{path}[{key!r}]", f"values are at most {max_value_bytes} bytes, without NUL")
+            out.add(
+                entry_path(path, key), f"values are at most {max_value_bytes} bytes, without NUL"
+            )
 
 
 def _check_datasets(datasets: list[DatasetRef], path: str, out: Violations) -> None:

@@ -212,7 +212,7 @@ class ArtifactService:
             await self._check_path_free(conn, version, path)
         session_id = str(uuid.uuid4())
         object_key = f"{BLOB_PREFIX}{uuid.uuid4().hex}"
-        s3_upload_id = await self._store.run_blocking(self._store.create_multipart, object_key)
+        s3_upload_id = await self._store.create_multipart_async(object_key)
         session = UploadSession(
             id=session_id, model=version.model, version=version.version,
             version_id=version.id, path=path, declared_size=size, declared_sha256=sha256,
@@ -231,7 +231,7 @@ class ArtifactService:
                     {"upload_id": session_id, "declared_size": size, "declared_sha256": sha256},
                 )  # fmt: skip
         except BaseException:
-            await self._store.run_blocking(self._store.abort_multipart, object_key, s3_upload_id)
+            await self._store.abort_multipart_async(object_key, s3_upload_id)
             raise
         assert stored is not None
         return stored
@@ -281,6 +281,10 @@ class ArtifactService:
                 await self._abort(ctx, writer.session, "size mismatch", action="Write")
                 raise
             if not finished:
+                # Nothing is in flight: free the session now, so that the client's next
+                # stream need not wait for the background release.
+                with contextlib.suppress(Exception):
+                    await self._release(session.id, writer_id, claim)
                 return writer.session.committed_size, None
             artifact = await self._commit(ctx, writer)
             return artifact.size_bytes, artifact
@@ -346,18 +350,18 @@ class ArtifactService:
         if not fresh:
             # The content was already stored: keep one copy (a leftover goes at the next gc).
             with contextlib.suppress(Exception):
-                await self._store.run_blocking(self._store.remove, session.object_key)
+                await self._store.remove_async(session.object_key)
         return artifact
 
     async def _complete_object(self, session: UploadSession) -> None:
         store = self._store
         try:
-            await store.run_blocking(
-                store.complete_multipart, session.object_key, session.s3_upload_id, session.parts
+            await store.complete_multipart_async(
+                session.object_key, session.s3_upload_id, session.parts
             )
         except FailedPrecondition:
             # A retried finish whose first completion reached S3 but not PostgreSQL.
-            size = await store.run_blocking(store.object_size, session.object_key)
+            size = await store.object_size_async(session.object_key)
             if size != session.committed_size:
                 raise
 
@@ -382,9 +386,7 @@ class ArtifactService:
                 {"state": "ABORTED", "why": why},
             )  # fmt: skip
         with contextlib.suppress(Exception):  # gc retries what the store refuses now
-            await self._store.run_blocking(
-                self._store.abort_multipart, session.object_key, session.s3_upload_id
-            )
+            await self._store.abort_multipart_async(session.object_key, session.s3_upload_id)
 
     def _in_background(self, work: Coroutine[object, object, None]) -> None:
         task = asyncio.ensure_future(work)
@@ -447,9 +449,10 @@ class ArtifactService:
         ctx.require(Role.VIEWER, ref.model, "read artifacts of this model")
         artifact = await self.get(ref, path)
         key = await self._object_key(artifact)
+        seconds = int(lifetime.total_seconds())  # S3 signs whole seconds
         # Taken before signing, so the URL never outlives what the caller is told.
-        expire_time = datetime.now(UTC) + lifetime
-        url = self._store.presigned_get_url(key, lifetime)
+        expire_time = datetime.now(UTC) + timedelta(seconds=seconds)
+        url = self._store.presigned_get_url(key, seconds)
         return DownloadUrl(url=url, expire_time=expire_time, artifact=artifact)
 
     async def list(self, ref: VersionRef, page_size: int, page_token: str) -> Page[Artifact]:

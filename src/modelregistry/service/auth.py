@@ -53,7 +53,11 @@ class Authenticator:
         # One answer for missing, unknown, expired and revoked: no hint whether a token exists.
         if not token:
             raise Unauthenticated(_REFUSED, reason=ErrorReason.TOKEN_REQUIRED)
-        digest = token_hash(token)
+        return await self.access_for_digest(token_hash(token))
+
+    async def access_for_digest(self, digest: bytes) -> Access:
+        """The caller whose token hashes to `digest` (a pull token of the OCI surface carries
+        the digest of the registry token it was exchanged for, so revocation still works)."""
         now = time.monotonic()
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > now:

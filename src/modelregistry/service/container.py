@@ -14,6 +14,7 @@ from modelregistry.service.collaboration import CollaborationService
 from modelregistry.service.history import HistoryService
 from modelregistry.service.listing import ListingService
 from modelregistry.service.models import ModelService
+from modelregistry.service.oci import OciService
 from modelregistry.service.policy import PolicyService
 from modelregistry.service.versions import VersionService
 from modelregistry.storage.database import Database
@@ -42,6 +43,7 @@ class Services:
     audit: AuditService
     policy: PolicyService
     authenticator: Authenticator
+    oci: OciService
     store_health: StoreHealth = field(default_factory=StoreHealth)
 
 
@@ -68,4 +70,5 @@ def build_services(
         audit=AuditService(db, page_key),
         policy=PolicyService(db, page_key),
         authenticator=authenticator,
+        oci=OciService(db, store, versions, authenticator, page_key),
     )

@@ -71,9 +71,7 @@ class GarbageCollector:
                     {"state": "ABORTED", "why": f"idle for more than {idle_s:g} s"},
                 )  # fmt: skip
             with contextlib.suppress(Unavailable):
-                await self._store.run_blocking(
-                    self._store.abort_multipart, session.object_key, session.s3_upload_id
-                )
+                await self._store.abort_multipart_async(session.object_key, session.s3_upload_id)
             report.sessions_aborted += 1
             report.bytes_freed += session.committed_size
 
@@ -86,24 +84,24 @@ class GarbageCollector:
             if deleted is None:
                 continue
             key, size = deleted
-            await self._store.run_blocking(self._store.remove, key)
+            await self._store.remove_async(key)
             report.blobs_deleted += 1
             report.bytes_freed += size
 
     async def _delete_orphan_objects(self, report: GcReport) -> None:
         # List first, then read what the database knows: an object listed here was created
         # before this read, so if neither a blob nor an open session names it now, none will.
-        listed = await self._store.run_blocking(self._store.object_keys, BLOB_PREFIX)
+        listed = await self._store.object_keys_async(BLOB_PREFIX)
         async with self._db.connection() as conn:
             known = await artifacts_store.known_object_keys(conn)
         for key in listed:
             if key not in known:
-                await self._store.run_blocking(self._store.remove, key)
+                await self._store.remove_async(key)
                 report.orphan_objects_deleted += 1
 
     async def _abort_stray_multipart_uploads(self, grace_s: float, report: GcReport) -> None:
         # As with objects: list first, then read which sessions are open.
-        listed = await self._store.run_blocking(self._store.multipart_uploads, BLOB_PREFIX)
+        listed = await self._store.multipart_uploads_async(BLOB_PREFIX)
         async with self._db.connection() as conn:
             owned = await artifacts_store.open_multipart_upload_ids(conn)
         started_before = datetime.now(UTC) - timedelta(seconds=grace_s)
@@ -116,7 +114,5 @@ class GarbageCollector:
             )
             if not old_enough:
                 continue
-            await self._store.run_blocking(
-                self._store.abort_multipart, pending.key, pending.upload_id
-            )
+            await self._store.abort_multipart_async(pending.key, pending.upload_id)
             report.multipart_uploads_aborted += 1

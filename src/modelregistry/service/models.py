@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from modelregistry.domain.access import Role
 from modelregistry.domain.error_reason import ErrorReason
-from modelregistry.domain.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
+from modelregistry.domain.errors import (
+    Aborted,
+    AlreadyExists,
+    FailedPrecondition,
+    NotFound,
+    excerpt,
+)
 from modelregistry.domain.models import CallContext, Model, ModelContent
 from modelregistry.domain.names import model_name
 from modelregistry.domain.update_masks import apply_mask
@@ -23,8 +29,8 @@ def model_not_found(model_id: str) -> NotFound:
 def check_etag(resource: str, given: str, current: str) -> None:
     if given and given != current:
         raise Aborted(
-            f"{resource} was changed by someone else (etag {given!r} is stale, current is "
-            f"{current!r}); read it again and retry",
+            f"{resource} was changed by someone else (etag {excerpt(given)} is stale, current is "
+            f"{excerpt(current)}); read it again and retry",
             reason=ErrorReason.STALE_ETAG,
         )
 

@@ -6,6 +6,40 @@ BUFFERS x part size whatever the file size. Each part is hashed in order on a wo
 stored in S3 alongside the next ones, then recorded (committed size, part etag, SHA-256
 state) strictly in order, so the session in PostgreSQL always describes a durable prefix
 that any replica can resume from.
+
+    client ─► write() ─ fills a buffer ─ full ─► _submit(n) ─► task _store_part(n):
+                 ▲                                   1. hash n on a thread   (after hash n-1:
+                 │                                      the `hashed` futures chain)
+                 │ _buffer(): a free buffer,         2. PUT part n to S3     (in parallel
+                 │ or the first part's failure          with n-1 and n+1, within the deadline)
+                 └──── buffer back ◄──────────────── 3. record n in PostgreSQL (after record n-1:
+                                                        the `recorded` futures chain)
+
+A failure anywhere in part n fails `recorded` n, so every later record fails too and nothing
+is recorded out of order; the first failure also wakes write(), which ends the stream with
+it. The paths, each with the test that holds it (tests/integration, tests/faults):
+
+- a bad message (upload id, offset): refused at once, parts in flight still recorded in the
+  background (drain_quietly) - test_a_write_at_the_wrong_offset_is_refused_...;
+- bytes past the declared size: PastDeclaredSize, the caller aborts the session -
+  test_a_declared_digest_or_size_that_does_not_match_leaves_nothing[size_smaller];
+- a message after `finish`: refused before the short last part is stored -
+  test_a_message_after_finish_is_refused_and_nothing_is_truncated;
+- S3 refuses or is down: UNAVAILABLE - test_s3_stopped_mid_upload_is_unavailable_...;
+- S3 hangs: UNAVAILABLE at the deadline; the buffer waits for its thread -
+  test_a_hung_store_gives_unavailable_within_the_deadline_and_nothing_is_lost;
+- PostgreSQL fails a record: UNAVAILABLE, the prefix recorded so far stands -
+  test_resume_right_after_postgres_restarts_goes_through_at_once;
+- a second stream while this one lives: refused at its claim (UPLOAD_BUSY) -
+  test_a_second_stream_on_a_session_being_written_is_aborted;
+- another stream took the session after this one's lease lapsed: UPLOAD_CLAIM_LOST at the
+  next record (no test: it needs this writer stalled for LEASE_S while alive);
+- the client goes away: the handler is cancelled, parts in flight drain in the background,
+  the claim is released - test_a_stream_broken_at_a_random_offset_resumes_...;
+- the server dies: its claim lapses within LEASE_S -
+  test_resume_right_after_the_server_is_sigkilled_goes_through_at_once.
+
+Nor has a hashing thread failing: it cannot be made to fail without a mock.
 """
 
 from __future__ import annotations
@@ -265,12 +299,8 @@ class UploadWriter:
             state, summary = await _settle(
                 hashed, self._hash_in_order(number, data, previous_hashed)
             )
-            etag = await self._store.run_blocking(
-                self._store.upload_part,
-                self._session.object_key,
-                self._session.s3_upload_id,
-                number,
-                data,
+            etag = await self._store.upload_part_async(
+                self._session.object_key, self._session.s3_upload_id, number, data
             )
         except BaseException as exc:
             _fail(recorded, exc)

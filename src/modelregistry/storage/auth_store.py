@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 import asyncpg
 
@@ -22,9 +22,19 @@ def _token(row: asyncpg.Record) -> Token:
         principal=row["principal"],
         description=row["description"],
         create_time=row["create_time"],
-        expire_time=row["expire_time"],
+        expire_time=_aware(row["expire_time"]),
         revoke_time=row["revoke_time"],
     )
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """`value`, aware. asyncpg writes the last microsecond of year 9999 as PostgreSQL
+    `infinity` and reads `infinity` and `-infinity` back as *naive* datetime.max and .min (every
+    other timestamptz comes back aware); they stand for the latest and earliest instants, so an
+    expiry stored as infinity reads back as 9999-12-31T23:59:59.999999Z."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 async def access_for_token(conn: asyncpg.Connection, digest: bytes) -> Access | None:

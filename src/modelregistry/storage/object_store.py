@@ -19,7 +19,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 import urllib3
@@ -217,6 +217,27 @@ class ObjectStore:
             response = self._client.get_object(self.bucket, key, offset=offset, length=length)
         return RangeReader(self, response)
 
+    def presigned_get_url(self, key: str, expires_s: int, public_endpoint: str = "") -> str:
+        """A URL that lets whoever holds it GET `key` for `expires_s` seconds, signed for
+        `public_endpoint` ([http[s]://]host:port, how clients reach the store; this store's
+        endpoint when empty). Signing is local computation: no request reaches the store."""
+        from datetime import timedelta
+
+        signer = self._client
+        public_endpoint = public_endpoint or self.public_endpoint  # MODELREG_S3_PUBLIC_ENDPOINT
+        if public_endpoint:
+            scheme, _, host = public_endpoint.rstrip("/").rpartition("://")
+            signer = Minio(
+                host,
+                credentials=self._client._provider,
+                secure=(scheme == "https") if scheme else self.secure,
+                region=self._client._base_url.region,
+            )
+        with self._translated_errors("sign a URL for"):
+            return signer.presigned_get_object(
+                self.bucket, key, expires=timedelta(seconds=expires_s)
+            )
+
     # -- asynchronous API ------------------------------------------------------------------
 
     async def ensure_bucket_async(self) -> None:
@@ -224,6 +245,35 @@ class ObjectStore:
 
     async def ping_async(self) -> None:
         await self._within_deadline(self._ping_executor, "reach the bucket", self.ping)
+
+    async def create_multipart_async(self, key: str) -> str:
+        return await self.run_blocking(self.create_multipart, key)
+
+    async def upload_part_async(
+        self, key: str, upload_id: str, number: int, data: memoryview
+    ) -> str:
+        """The part's etag. On StoreDeadlineExceeded the call may still be reading `data`."""
+        return await self.run_blocking(self.upload_part, key, upload_id, number, data)
+
+    async def complete_multipart_async(
+        self, key: str, upload_id: str, parts: list[tuple[int, str]]
+    ) -> None:
+        await self.run_blocking(self.complete_multipart, key, upload_id, parts)
+
+    async def abort_multipart_async(self, key: str, upload_id: str) -> None:
+        await self.run_blocking(self.abort_multipart, key, upload_id)
+
+    async def object_size_async(self, key: str) -> int | None:
+        return await self.run_blocking(self.object_size, key)
+
+    async def remove_async(self, key: str) -> None:
+        await self.run_blocking(self.remove, key)
+
+    async def object_keys_async(self, prefix: str) -> list[str]:
+        return await self.run_blocking(self.object_keys, prefix)
+
+    async def multipart_uploads_async(self, prefix: str) -> list[PendingUpload]:
+        return await self.run_blocking(self.multipart_uploads, prefix)
 
     async def run_blocking(
         self, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
@@ -345,24 +395,6 @@ class ObjectStore:
             message=f"could not {action} {self.bucket!r} at S3 endpoint {self.endpoint}: {detail}",
             metadata={"endpoint": self.endpoint, "bucket": self.bucket},
         )
-
-    def presigned_get_url(self, key: str, expires: timedelta) -> str:
-        """A URL that lets whoever holds it GET `key` (Range allowed) until `expires` from now.
-
-        Signed for the store as clients see it (`public_endpoint`, [http[s]://]host:port;
-        this store's own endpoint when empty): the host is part of the signature, so a URL
-        cannot be signed for one host and rewritten to another. Signing is local computation:
-        no request reaches the store (the region is given, so minio does not look it up).
-        """
-        scheme, _, host = (self.public_endpoint or self.endpoint).rstrip("/").rpartition("://")
-        signer = Minio(
-            host,
-            credentials=self._client._provider,
-            secure=scheme == "https" if scheme else self.secure,
-            region=self._client._base_url.region,
-        )
-        with self._translated_errors("sign a URL for"):
-            return signer.presigned_get_object(self.bucket, key, expires=expires)
 
 
 class RangeReader:

@@ -37,7 +37,8 @@ VERSION_COLUMNS = (
 # Single-version reads also bring the file list, in the same statement.
 VERSION_COLUMNS_WITH_MANIFEST = (
     VERSION_COLUMNS
-    + """, (SELECT COALESCE(jsonb_agg(jsonb_build_array(a.path, a.size_bytes, a.blob_sha256)
+    + """, (SELECT COALESCE(jsonb_agg(jsonb_build_array(a.path, a.size_bytes, a.blob_sha256,
+                                                   a.summary)
                                  ORDER BY a.path COLLATE "C"), '[]'::jsonb)
         FROM artifacts a WHERE a.version_id = v.id) AS manifest"""
 )
@@ -94,7 +95,16 @@ def _manifest(row: Row) -> list[ManifestEntry] | None:
     entries = row.get("manifest")
     if entries is None:
         return None
-    return [ManifestEntry(path, size, sha256) for path, size, sha256 in entries]
+    return [
+        ManifestEntry(path, size, sha256, _entry_summary(summary))
+        for path, size, sha256, summary in entries
+    ]
+
+
+def _entry_summary(value: Any) -> tuple[str, dict[str, str]] | None:
+    if not value:
+        return None
+    return value["format"], dict(value["properties"])
 
 
 def version_values(content: VersionContent) -> tuple[Any, ...]:
