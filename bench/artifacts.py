@@ -607,10 +607,18 @@ async def client_paths(
             )
 
         total = shard_size * SHARDS
-        one_by_one_s, _ = await _timed(lambda: upload("one-by-one", 1))
-        at_once_s, uploaded = await _timed(lambda: upload("at-once", SHARDS))
-        report["parallel_upload_one_by_one_mb_s"] = mb_per_s(total, one_by_one_s)
-        report["parallel_upload_at_once_mb_s"] = mb_per_s(total, at_once_s)
+        # Two rounds in opposite orders, so that a load that drifts during the run (a shared
+        # machine) does not favour whichever goes second.
+        one_by_one: list[float] = []
+        at_once: list[float] = []
+        for index, order in enumerate(((1, SHARDS), (SHARDS, 1))):
+            for parallel in order:
+                seconds, uploaded = await _timed(
+                    lambda p=parallel, i=index: upload(f"round-{i + 1}-parallel-{p}", p)
+                )
+                (one_by_one if parallel == 1 else at_once).append(mb_per_s(total, seconds))
+        report["parallel_upload_one_by_one_mb_s"] = median(one_by_one)
+        report["parallel_upload_at_once_mb_s"] = median(at_once)
         report["parallel_upload_ratio"] = ratio(
             report["parallel_upload_at_once_mb_s"], report["parallel_upload_one_by_one_mb_s"]
         )
@@ -654,8 +662,9 @@ async def client_paths(
 def client_paths_setup(size_mib: int) -> dict[str, str]:
     return {
         "parallel_upload": f"{SHARDS} random files of {size_mib // SHARDS} MiB uploaded with "
-        f"modelregistry.transfer.upload_files (sync gRPC, no declared digest) with parallel=1, "
-        f"then parallel={SHARDS} into new paths of one version; ratio at once / one by one",
+        f"modelregistry.transfer.upload_files (sync gRPC, no declared digest) with parallel=1 "
+        f"and parallel={SHARDS}, two rounds in opposite orders, into new paths of one version; "
+        "ratio of the medians at once / one by one",
         "direct_download": "the same shards read through GetArtifactDownloadUrl URLs with "
         "urllib3 (1 MiB reads, discarded) vs minio get_object().stream(1 MiB) of copies put "
         f"directly; one shard after another, order alternating, median of {ROUNDS}",
