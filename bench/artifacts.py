@@ -489,7 +489,9 @@ async def _quarters(
         "sequential_upload_mb_s": sequential_mb_s,
         "concurrent_upload_mb_s": mb_per_s(source.size, elapsed),
     }
-    report["parallel_upload_ratio"] = ratio(report["concurrent_upload_mb_s"], sequential_mb_s)
+    report["concurrent_quarters_upload_ratio"] = ratio(
+        report["concurrent_upload_mb_s"], sequential_mb_s
+    )
     report["server_rss_idle_mib"] = idle
     report["server_rss_peak_mib"] = peak
     report["server_rss_growth_mib"] = round(peak - idle, 1)
@@ -695,7 +697,8 @@ def setup(size_mib: int) -> dict[str, Any]:
         f"once, aggregate MB/s, median of {ROUNDS}",
         "sequential_upload": f"the {CONCURRENT_UPLOADS} quarters of the file uploaded one "
         "after another (each its own StartUpload and Write stream), aggregate MB/s; "
-        "parallel_upload_ratio = concurrent_upload_mb_s / sequential_upload_mb_s",
+        "concurrent_quarters_upload_ratio = concurrent_upload_mb_s / sequential_upload_mb_s "
+        "(parallel_upload_ratio is the client's upload_files, see client_paths)",
         "concurrent_upload": f"{CONCURRENT_UPLOADS} uploads of {size_mib // CONCURRENT_UPLOADS} "
         "MiB (distinct quarters of the file) at once, aggregate MB/s; their StartUpload "
         "calls and their Write streams at once",
@@ -721,3 +724,145 @@ def _minio_version() -> str:
 def _say(message: str) -> None:
     sys.stderr.write(message + "\n")
     sys.stderr.flush()
+
+
+# --- client paths: shards in parallel and direct reads (issue 14, items 4 and 5) ---------------
+
+SHARDS = 4
+SHARDS_MODEL = "bench-shards"
+
+
+async def client_paths(
+    target: str, token: str, workdir: Path, s3: processes.S3Target, size_mib: int
+) -> dict[str, Any]:
+    """`parallel_upload_ratio`: SHARDS files of size/SHARDS each uploaded by
+    `modelregistry.transfer.upload_files` SHARDS at once over one after another; and
+    `direct_download_ratio`: the shards read through presigned URLs from GetArtifactDownloadUrl
+    over the same bytes read with a direct minio GET (both discarded, counted)."""
+    from modelregistry import client, transfer  # the shipped client, as a user runs it
+
+    shard_size = size_mib * MIB // SHARDS
+    shards = [workdir / f"shard-{index + 1}-of-{SHARDS}.bin" for index in range(SHARDS)]
+    for shard in shards:
+        await asyncio.to_thread(_random_file, shard, shard_size)
+    report: dict[str, Any] = {}
+    with client.connect(target, token=token) as channel:
+        parent = await asyncio.to_thread(_shards_version, channel)
+
+        def upload(prefix: str, parallel: int) -> list[artifact_pb2.Artifact]:
+            items = [transfer.UploadItem(s, f"{prefix}/{s.name}") for s in shards]
+            # No declared digest: no dedup at StartUpload, the bytes travel both times.
+            return transfer.upload_files(
+                channel, parent, items, parallel=parallel, declare_sha256=False
+            )
+
+        total = shard_size * SHARDS
+        # Two rounds in opposite orders, so that a load that drifts during the run (a shared
+        # machine) does not favour whichever goes second.
+        one_by_one: list[float] = []
+        at_once: list[float] = []
+        for index, order in enumerate(((1, SHARDS), (SHARDS, 1))):
+            for parallel in order:
+                seconds, uploaded = await _timed(
+                    functools.partial(upload, f"round-{index + 1}-parallel-{parallel}", parallel)
+                )
+                (one_by_one if parallel == 1 else at_once).append(mb_per_s(total, seconds))
+        report["parallel_upload_one_by_one_mb_s"] = median(one_by_one)
+        report["parallel_upload_at_once_mb_s"] = median(at_once)
+        report["parallel_upload_ratio"] = ratio(
+            report["parallel_upload_at_once_mb_s"], report["parallel_upload_one_by_one_mb_s"]
+        )
+        _say(
+            f"artifacts: {SHARDS} shards one by one {report['parallel_upload_one_by_one_mb_s']}"
+            f" MB/s, at once {report['parallel_upload_at_once_mb_s']} MB/s"
+        )
+
+        direct = DirectClient(s3)
+        keys = [f"{DIRECT_PREFIX}{s.name}" for s in shards]
+        for shard, key in zip(shards, keys, strict=True):
+            await asyncio.to_thread(direct.put, shard, key)
+        stub = artifact_service_pb2_grpc.ArtifactServiceStub(channel)
+        presigned: list[float] = []
+        minio_get: list[float] = []
+        for index in range(ROUNDS):
+
+            async def by_url() -> None:
+                seconds, received = await _timed(lambda: _read_presigned(stub, uploaded))
+                _check_size("presigned read", received, total)
+                presigned.append(mb_per_s(total, seconds))
+
+            async def by_minio() -> None:
+                seconds, received = await _timed(lambda: sum(direct.get(k) for k in keys))
+                _check_size("direct read", received, total)
+                minio_get.append(mb_per_s(total, seconds))
+
+            for step in (by_url, by_minio) if index % 2 == 0 else (by_minio, by_url):
+                await step()
+        report["direct_download_mb_s"] = median(presigned)
+        report["direct_download_minio_get_mb_s"] = median(minio_get)
+        report["direct_download_ratio"] = ratio(
+            report["direct_download_mb_s"], report["direct_download_minio_get_mb_s"]
+        )
+        _say(f"artifacts: presigned reads {presigned} MB/s, minio GET {minio_get} MB/s")
+    for shard in shards:
+        await asyncio.to_thread(shard.unlink)
+    return report
+
+
+def client_paths_setup(size_mib: int) -> dict[str, str]:
+    return {
+        "parallel_upload": f"{SHARDS} random files of {size_mib // SHARDS} MiB uploaded with "
+        f"modelregistry.transfer.upload_files (sync gRPC, no declared digest) with parallel=1 "
+        f"and parallel={SHARDS}, two rounds in opposite orders, into new paths of one version; "
+        "ratio of the medians at once / one by one",
+        "direct_download": "the same shards read through GetArtifactDownloadUrl URLs with "
+        "urllib3 (1 MiB reads, discarded) vs minio get_object().stream(1 MiB) of copies put "
+        f"directly; one shard after another, order alternating, median of {ROUNDS}",
+    }
+
+
+async def _timed(work: Callable[[], T]) -> tuple[float, T]:
+    started = time.perf_counter()
+    result = await asyncio.to_thread(work)
+    return time.perf_counter() - started, result
+
+
+def _random_file(path: Path, size: int) -> None:
+    with open(path, "wb") as f:
+        for _ in range(size // MIB):
+            f.write(os.urandom(MIB))
+        f.write(os.urandom(size % MIB))
+
+
+def _shards_version(channel: grpc.Channel) -> str:
+    registry = registry_service_pb2_grpc.RegistryServiceStub(channel)
+    registry.CreateModel(
+        registry_service_pb2.CreateModelRequest(model_id=SHARDS_MODEL), timeout=30.0
+    )
+    version = registry.CreateModelVersion(
+        registry_service_pb2.CreateModelVersionRequest(parent=f"models/{SHARDS_MODEL}"),
+        timeout=30.0,
+    )
+    return str(version.name)
+
+
+def _read_presigned(
+    stub: artifact_service_pb2_grpc.ArtifactServiceStub, artifacts: list[artifact_pb2.Artifact]
+) -> int:
+    import urllib3
+
+    http = urllib3.PoolManager()
+    received = 0
+    for artifact in artifacts:
+        found = stub.GetArtifactDownloadUrl(
+            artifact_service_pb2.GetArtifactDownloadUrlRequest(name=artifact.name), timeout=30.0
+        )
+        response = http.request("GET", found.url, preload_content=False)
+        try:
+            if response.status != 200:
+                raise RuntimeError(f"presigned GET answered HTTP {response.status}")
+            while chunk := response.read(CHUNK_BYTES):
+                received += len(chunk)
+        finally:
+            response.release_conn()
+    return received

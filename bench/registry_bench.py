@@ -299,6 +299,11 @@ async def _drive(
             _say(f"mlflow: {json.dumps(report['mlflow'])}")
         if options.only in (None, "artifacts"):
             report["artifacts"] = await _artifacts(channel, token, options, transfers)
+            report["artifacts"].update(
+                await artifacts.client_paths(
+                    target, token, transfers.workdir, transfers.s3, options.artifact_mib
+                )
+            )
         if options.only in (None, "oci"):
             report["oci"] = await oci.run(
                 channel, token, transfers.workdir, database_url, transfers.s3, options.oci_mib
@@ -522,7 +527,9 @@ def _setup(options: Options, postgres_port: int, s3_port: int) -> dict[str, Any]
     if options.only in (None, "registry"):
         common.update(registry)
     if options.only in (None, "artifacts"):
-        common["artifacts"] = artifacts.setup(options.artifact_mib)
+        common["artifacts"] = artifacts.setup(options.artifact_mib) | (
+            artifacts.client_paths_setup(options.artifact_mib)
+        )
     return common
 
 

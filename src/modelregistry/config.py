@@ -41,7 +41,8 @@ class Settings:
     # past the caller's own gRPC deadline, if sooner) the caller gets UNAVAILABLE.
     s3_deadline_s: float = 15.0
     # The S3 endpoint as clients outside the cluster reach it ([http[s]://]host:port), for
-    # presigned URLs (OCI blob redirects); empty means MODELREG_S3_ENDPOINT.
+    # presigned URLs (OCI blob redirects, GetArtifactDownloadUrl); empty means
+    # MODELREG_S3_ENDPOINT.
     s3_public_endpoint: str = ""
     # PEM bundle of the CAs trusted for the S3 endpoint's certificate (with S3_SECURE), in
     # place of the system's: for a store whose certificate a private CA signed.
@@ -49,6 +50,8 @@ class Settings:
     # Uploads streaming at once per replica; more get RESOURCE_EXHAUSTED. Each holds up to
     # BUFFERS (3, service/upload_writer.py) x part size of memory: 48 MiB with 16 MiB parts.
     max_concurrent_uploads: int = 8
+    # The longest a presigned download URL may work (GetArtifactDownloadUrl's `lifetime`).
+    download_url_max_lifetime_s: float = 3600.0
     # `modelreg gc` aborts upload sessions idle for longer than this.
     upload_idle_timeout_s: float = 86400.0
     # Prometheus metrics HTTP port on the listen host (0 disables).
@@ -119,6 +122,9 @@ class Settings:
             )
         if self.s3_deadline_s <= 0:
             raise ConfigError("MODELREG_S3_DEADLINE_S must be > 0")
+        if not 1 <= self.download_url_max_lifetime_s <= 7 * 86400:
+            # S3 signatures (SigV4) are valid for at most 7 days.
+            raise ConfigError("MODELREG_DOWNLOAD_URL_MAX_LIFETIME_S must be 1 s to 7 days")
         if self.shutdown_grace_s < 0 or self.health_interval_s <= 0:
             raise ConfigError(
                 "MODELREG_SHUTDOWN_GRACE_S and MODELREG_HEALTH_INTERVAL_S must be > 0"

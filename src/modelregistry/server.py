@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable
+from datetime import timedelta
 
 import grpc
 import structlog
@@ -114,6 +115,7 @@ def object_store_from(settings: Settings) -> ObjectStore:
         region=settings.s3_region,
         deadline_s=settings.s3_deadline_s,
         ca_file=settings.s3_ca_file or None,
+        public_endpoint=settings.s3_public_endpoint,
     )
 
 
@@ -128,7 +130,11 @@ async def _serve_with(
         await migrate.check_schema(conn)
         page_key = await secrets_store.page_token_key(conn)
     services = build_services(
-        db, store, page_key, max_concurrent_uploads=settings.max_concurrent_uploads
+        db,
+        store,
+        page_key,
+        max_concurrent_uploads=settings.max_concurrent_uploads,
+        download_url_max_lifetime=timedelta(seconds=settings.download_url_max_lifetime_s),
     )
     server = grpc.aio.server(
         options=GRPC_OPTIONS,

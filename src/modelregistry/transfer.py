@@ -29,8 +29,9 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 import grpc
 
@@ -39,6 +40,8 @@ from modelregistry.v1 import artifact_pb2, artifact_service_pb2, artifact_servic
 
 if TYPE_CHECKING:
     from hashlib import _Hash
+
+    import urllib3
 
     # An open Download: a call that iterates its responses (grpc-stubs names it privately).
     from grpc import _CallIterator
@@ -242,6 +245,7 @@ def upload_file(
     hash_progress: Progress | None = None,
     retries: int = DEFAULT_RETRIES,
     timeout: float | None = client.DEFAULT_TIMEOUT_S,
+    cancel: threading.Event | None = None,
 ) -> artifact_pb2.Artifact:
     """Upload `local_file` as `path_in_version` of a version in DEVELOPMENT; return the Artifact.
 
@@ -252,6 +256,8 @@ def upload_file(
     after a backoff. `timeout` bounds each unary call; the stream itself has no deadline.
     Raises grpc.RpcError for a refused request (e.g. DATA_LOSS when the bytes changed under
     the upload, ALREADY_EXISTS for a path the version has) or after `retries` failures.
+    Setting `cancel` ends the stream at its next message (TransferError; the session stays
+    open at its committed size).
     """
     stub = artifact_stub(channel_or_stub)
     parent = client.version_name(version_name)
@@ -273,7 +279,7 @@ def upload_file(
             if progress:
                 progress(size, size)
             return session.result
-        return _write_session(stub, session, f.fileno(), size, progress, retry, timeout)
+        return _write_session(stub, session, f.fileno(), size, progress, retry, timeout, cancel)
 
 
 def _unary_with_retry(
@@ -301,13 +307,16 @@ def _write_session(
     progress: Progress | None,
     retry: _Retry,
     timeout: float | None,
+    cancel: threading.Event | None = None,
 ) -> artifact_pb2.Artifact:
     upload_id = session.upload_id
     offset = session.committed_size
     while True:
         local_failure: list[BaseException] = []
         ended = threading.Event()
-        requests = _write_requests(fd, upload_id, offset, size, progress, local_failure, ended)
+        requests = _write_requests(
+            fd, upload_id, offset, size, progress, local_failure, ended, cancel
+        )
         try:
             response: artifact_service_pb2.WriteResponse = stub.Write(requests)
         except grpc.RpcError as error:
@@ -375,6 +384,7 @@ def _write_requests(
     progress: Progress | None,
     failure: list[BaseException],
     ended: threading.Event,
+    cancel: threading.Event | None = None,
 ) -> Iterator[artifact_service_pb2.WriteRequest]:
     """The messages of one Write stream from `start`; the last carries `finish`.
 
@@ -394,6 +404,9 @@ def _write_requests(
     buffer = bytearray(CHUNK_SIZE)
     view = memoryview(buffer)
     while pos < size and not ended.is_set():
+        if cancel is not None and cancel.is_set():
+            failure.append(TransferError(f"upload {upload_id} cancelled at byte {pos}"))
+            return
         n = os.preadv(fd, [view[: min(CHUNK_SIZE, size - pos)]], pos)
         if n == 0:
             failure.append(TransferError(f"the file shrank to {pos} bytes during the upload"))
@@ -420,6 +433,7 @@ class _Shared:
     lock: threading.Lock = field(default_factory=threading.Lock)
     done: int = 0
     calls: set[_DownloadCall] = field(default_factory=set)
+    cancel: threading.Event | None = None  # set by the caller: stop with TransferError
 
     def advance(self, n: int) -> None:
         with self.lock:
@@ -455,6 +469,7 @@ def download_file(
     progress: Progress | None = None,
     retries: int = DEFAULT_RETRIES,
     expected_sha256: str | None = None,
+    cancel: threading.Event | None = None,
 ) -> artifact_pb2.Artifact:
     """Download artifact `artifact_name` to `dest_path`; return its Artifact.
 
@@ -471,7 +486,7 @@ def download_file(
     first, artifact = _open_download(stub, artifact_name, 0, 0, retry)
     size = artifact.size_bytes
     ranges = split_ranges(size, streams) if size > parallel_threshold and streams > 1 else []
-    shared = _Shared(total=size, progress=progress)
+    shared = _Shared(total=size, progress=progress, cancel=cancel)
     shared.track(first)
     tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.part"
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
@@ -625,6 +640,8 @@ def _fetch_range(
                 if (again.sha256, again.size_bytes) != (artifact.sha256, artifact.size_bytes):
                     raise TransferError(f"{artifact.name} changed during the download")
             for message in call:
+                if shared.cancel is not None and shared.cancel.is_set():
+                    raise TransferError(f"{artifact.name}: download cancelled")
                 data = message.data  # read once: every access copies
                 take = min(len(data), end - pos)
                 os.pwrite(fd, data if take == len(data) else memoryview(data)[:take], pos)
@@ -651,3 +668,345 @@ def _fetch_range(
                     call.cancel()  # the opening stream runs to the end of the file
                 shared.untrack(call)
                 call = None
+
+
+# --- several files at once ------------------------------------------------------------------
+
+DEFAULT_PARALLEL_FILES = 4
+
+FilesProgress = Callable[[str, str, int, int], None]
+"""Called with (path in the version, phase, bytes done, file size) from worker threads.
+
+Phases: `hash` (reading the file for its digest), `upload` / `download` (bytes moved; may go
+back on a resume), then `done` once the file is finished and verified. Only `upload` and
+`download` bytes count toward the transfer's total.
+"""
+
+
+@dataclass(frozen=True)
+class UploadItem:
+    """One file of a multi-file upload: a local file and its path in the version."""
+
+    local_file: Path
+    path: str
+    content_type: str | None = None
+
+
+class TransfersFailed(TransferError):
+    """Some files of a multi-file transfer failed; the others completed.
+
+    `failures` maps each failed path to its error; `first` is the error of the first file
+    (in the order given) that failed, re-raised as the cause, so callers that look at one
+    error (e.g. a gRPC status for an exit code) see a real one.
+    """
+
+    def __init__(self, failures: dict[str, BaseException], completed: int) -> None:
+        self.failures = failures
+        self.completed = completed
+        paths = ", ".join(list(failures)[:5]) + (" ..." if len(failures) > 5 else "")
+        super().__init__(
+            f"{len(failures)} of {len(failures) + completed} file(s) failed ({paths}); "
+            f"{completed} completed"
+        )
+
+    @property
+    def first(self) -> BaseException:
+        return next(iter(self.failures.values()))
+
+
+def _in_parallel(
+    work: Sequence[tuple[str, Callable[[threading.Event], artifact_pb2.Artifact]]], parallel: int
+) -> list[artifact_pb2.Artifact]:
+    """Run each file's transfer on a pool of `parallel` threads; results in input order.
+
+    One file's failure does not stop the others (each resumes its own stream): every file
+    gets its chance, then the failures are raised together. Ctrl-C (any BaseException in the
+    calling thread) drops queued files and tells running ones, through the event each gets,
+    to stop at their next message, so the process can exit.
+    """
+    if parallel < 1:
+        raise ValueError("parallel must be >= 1")
+    results: dict[str, artifact_pb2.Artifact] = {}
+    failures: dict[str, BaseException] = {}
+    cancel = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=min(parallel, len(work) or 1), thread_name_prefix="file")
+    try:
+        futures = {pool.submit(run, cancel): path for path, run in work}
+        for future in futures:
+            path = futures[future]
+            try:
+                results[path] = future.result()
+            except Exception as failure:
+                failures[path] = failure
+    except BaseException:
+        cancel.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    if failures:
+        ordered = {path: failures[path] for path, _ in work if path in failures}
+        if len(work) == 1:
+            raise ordered[work[0][0]]
+        failed = TransfersFailed(ordered, completed=len(results))
+        raise failed from failed.first
+    return [results[path] for path, _ in work]
+
+
+def upload_files(
+    channel_or_stub: StubOrChannel,
+    version_name: str,
+    items: Sequence[UploadItem],
+    *,
+    parallel: int = DEFAULT_PARALLEL_FILES,
+    declare_sha256: bool = True,
+    progress: FilesProgress | None = None,
+    retries: int = DEFAULT_RETRIES,
+    timeout: float | None = client.DEFAULT_TIMEOUT_S,
+) -> list[artifact_pb2.Artifact]:
+    """Upload several files into one version, `parallel` at a time; the Artifacts in order.
+
+    Each file is an independent resumable upload (see `upload_file`): a broken stream resumes
+    that file from its committed size while the others go on. If some files fail, the rest
+    still complete and TransfersFailed (or, for a single file, its own error) is raised.
+    """
+    stub = artifact_stub(channel_or_stub)
+    paths = [item.path for item in items]
+    if len(set(paths)) != len(paths):
+        raise ValueError("two files have the same path in the version")
+
+    def one(item: UploadItem) -> Callable[[threading.Event], artifact_pb2.Artifact]:
+        def run(cancel: threading.Event) -> artifact_pb2.Artifact:
+            report = _phase_progress(progress, item.path)
+            artifact = upload_file(
+                stub,
+                version_name,
+                item.path,
+                item.local_file,
+                content_type=item.content_type,
+                declare_sha256=declare_sha256,
+                progress=report("upload"),
+                hash_progress=report("hash"),
+                retries=retries,
+                timeout=timeout,
+                cancel=cancel,
+            )
+            if progress:
+                progress(item.path, "done", artifact.size_bytes, artifact.size_bytes)
+            return artifact
+
+        return run
+
+    return _in_parallel([(item.path, one(item)) for item in items], parallel)
+
+
+@dataclass(frozen=True)
+class DownloadItem:
+    """One file of a multi-file download: the artifact, where it goes, the digest it must have
+    (from the version's manifest; None to trust the artifact's own)."""
+
+    artifact_name: str
+    dest_path: Path
+    expected_sha256: str | None = None
+
+
+def download_files(
+    channel_or_stub: StubOrChannel,
+    items: Sequence[DownloadItem],
+    *,
+    parallel: int = DEFAULT_PARALLEL_FILES,
+    direct: bool = False,
+    streams: int = DEFAULT_STREAMS,
+    progress: FilesProgress | None = None,
+    retries: int = DEFAULT_RETRIES,
+    timeout: float | None = client.DEFAULT_TIMEOUT_S,
+) -> list[artifact_pb2.Artifact]:
+    """Download several artifacts, `parallel` at a time, each verified; the Artifacts in order.
+
+    With `direct` each file is read straight from the object store through a presigned URL
+    (see `download_direct`); otherwise through the Download stream (see `download_file`, whose
+    `streams` ranges apply to each large file). Every file is checked against its SHA-256 and
+    renamed into place only then. If some files fail, the rest still complete and
+    TransfersFailed (or, for a single file, its own error) is raised.
+    """
+    stub = artifact_stub(channel_or_stub)
+
+    def one(item: DownloadItem) -> Callable[[threading.Event], artifact_pb2.Artifact]:
+        def run(cancel: threading.Event) -> artifact_pb2.Artifact:
+            report = _phase_progress(progress, item.artifact_name)("download")
+            if direct:
+                artifact = download_direct(
+                    stub,
+                    item.artifact_name,
+                    item.dest_path,
+                    progress=report,
+                    retries=retries,
+                    expected_sha256=item.expected_sha256,
+                    timeout=timeout,
+                    cancel=cancel,
+                )
+            else:
+                artifact = download_file(
+                    stub,
+                    item.artifact_name,
+                    item.dest_path,
+                    streams=streams,
+                    progress=report,
+                    retries=retries,
+                    expected_sha256=item.expected_sha256,
+                    cancel=cancel,
+                )
+            if progress:
+                progress(item.artifact_name, "done", artifact.size_bytes, artifact.size_bytes)
+            return artifact
+
+        return run
+
+    return _in_parallel([(item.artifact_name, one(item)) for item in items], parallel)
+
+
+def _phase_progress(progress: FilesProgress | None, path: str) -> Callable[[str], Progress | None]:
+    def for_phase(phase: str) -> Progress | None:
+        if progress is None:
+            return None
+        report = progress
+        return lambda done, total: report(path, phase, done, total)
+
+    return for_phase
+
+
+# --- direct reads from the object store -----------------------------------------------------
+
+DIRECT_CONNECT_TIMEOUT_S = 10.0
+DIRECT_READ_TIMEOUT_S = 60.0
+
+
+def download_direct(
+    channel_or_stub: StubOrChannel,
+    artifact_name: str,
+    dest_path: str | os.PathLike[str],
+    *,
+    lifetime_s: float | None = None,
+    progress: Progress | None = None,
+    retries: int = DEFAULT_RETRIES,
+    expected_sha256: str | None = None,
+    timeout: float | None = client.DEFAULT_TIMEOUT_S,
+    cancel: threading.Event | None = None,
+) -> artifact_pb2.Artifact:
+    """Download an artifact straight from the object store through a presigned URL.
+
+    Asks the registry for the URL (GetArtifactDownloadUrl, viewer role), then GETs the bytes
+    over HTTP(S) into a temporary file beside `dest_path`, hashing them as they arrive. A
+    broken connection resumes with a `Range` request; an expired URL is asked for again. The
+    bytes must have the registry's size and SHA-256 (and `expected_sha256`, e.g. from the
+    manifest) before the file is renamed into place: ChecksumMismatch otherwise, and, as on
+    any failure, no file is left behind. The URL is never logged nor put in an error.
+    Returns the Artifact (from GetArtifact, so it carries the same fields as `download_file`).
+    """
+    import urllib3  # only direct reads need it (it comes with the store SDK the server uses)
+
+    stub = artifact_stub(channel_or_stub)
+    retry = _Retry(retries)
+    request = artifact_service_pb2.GetArtifactDownloadUrlRequest(name=artifact_name)
+    if lifetime_s is not None:
+        request.lifetime.FromTimedelta(timedelta(seconds=lifetime_s))
+    artifact: artifact_pb2.Artifact = _unary_with_retry(
+        stub.GetArtifact,
+        artifact_service_pb2.GetArtifactRequest(name=artifact_name),
+        timeout,
+        retry,
+    )
+    dest = Path(dest_path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.part"
+    http = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=DIRECT_CONNECT_TIMEOUT_S, read=DIRECT_READ_TIMEOUT_S),
+        retries=False,
+    )
+    digest = hashlib.sha256()
+    pos = 0
+    try:
+        with open(tmp, "xb") as f:
+            url: artifact_service_pb2.GetArtifactDownloadUrlResponse | None = None
+            while pos < artifact.size_bytes or url is None:
+                if url is None or _expired(url):
+                    url = _unary_with_retry(stub.GetArtifactDownloadUrl, request, timeout, retry)
+                    if (url.sha256, url.size_bytes) != (artifact.sha256, artifact.size_bytes):
+                        raise TransferError(f"{artifact_name} changed during the download")
+                try:
+                    _read_direct(http, url, artifact_name, f, pos, digest, progress, cancel)
+                    retry.progressed()
+                except _UrlRefused:
+                    url = None  # expired or revoked: a fresh one, within the retries
+                    retry.failed(TransferError(f"{artifact_name}: the store refused the URL"))
+                except urllib3.exceptions.HTTPError:  # the network; a local OSError is final
+                    retry.failed(
+                        TransferError(
+                            f"{artifact_name}: reading from the store failed at byte {pos}"
+                        )
+                    )
+                # What reached the file (and the digest, in step with it) is kept: resume there.
+                pos = f.tell()
+                if pos >= artifact.size_bytes:
+                    break
+            f.flush()
+            os.fsync(f.fileno())
+        if pos != artifact.size_bytes:
+            raise TransferError(f"{artifact_name}: got {pos} bytes, expected {artifact.size_bytes}")
+        _verify(artifact, digest.hexdigest(), expected_sha256)
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    finally:
+        http.clear()
+    return artifact
+
+
+class _UrlRefused(Exception):
+    """The store answered 401/403 to a presigned URL: it expired or was never valid."""
+
+
+def _expired(url: artifact_service_pb2.GetArtifactDownloadUrlResponse) -> bool:
+    # A little early, so that a request does not start on a URL about to lapse.
+    return time.time() > url.expire_time.ToSeconds() - 2
+
+
+def _read_direct(
+    http: urllib3.PoolManager,
+    url: artifact_service_pb2.GetArtifactDownloadUrlResponse,
+    name: str,
+    f: BinaryIO,
+    pos: int,
+    digest: _Hash,
+    progress: Progress | None,
+    cancel: threading.Event | None = None,
+) -> None:
+    """GET the bytes from `pos` to the end, appending them to `f` and `digest` chunk by chunk
+    (so after a failure `f.tell()` is where to resume)."""
+    size = url.size_bytes
+    if size == 0:
+        return
+    headers = {"Range": f"bytes={pos}-"}
+    response = http.request("GET", url.url, headers=headers, preload_content=False)
+    try:
+        if response.status in (401, 403):
+            raise _UrlRefused
+        if response.status != 206 and not (response.status == 200 and pos == 0):
+            raise TransferError(f"{name}: the store answered HTTP {response.status}")
+        while pos < size:
+            if cancel is not None and cancel.is_set():
+                raise TransferError(f"{name}: download cancelled")
+            data = response.read(CHUNK_SIZE)
+            if not data:
+                break
+            data = data[: size - pos]
+            f.write(data)
+            digest.update(data)
+            pos += len(data)
+            if progress:
+                progress(pos, size)
+    except BaseException:
+        response.close()  # unread bytes stay on this connection: never reuse it
+        raise
+    response.release_conn()

@@ -699,6 +699,13 @@ ARTIFACT_CASES = [
         f"{A}/GetArtifact", ANYONE, lambda r: art_pb.GetArtifactRequest(name=r.artifact), artifact
     ),
     Case(
+        f"{A}/GetArtifactDownloadUrl",
+        # service/artifacts.py: viewer on the model (which every principal is, everywhere).
+        VIEWER_ON_MODEL,
+        lambda r: art_pb.GetArtifactDownloadUrlRequest(name=r.artifact),
+        artifact,
+    ),
+    Case(
         f"{A}/ListArtifacts",
         ANYONE,
         lambda r: art_pb.ListArtifactsRequest(parent=r.version),

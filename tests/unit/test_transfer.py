@@ -483,3 +483,47 @@ def test_an_unexpected_digest_leaves_no_file(
     with pytest.raises(transfer.ChecksumMismatch, match="expected"):
         transfer.download_file(channel, name, tmp_path / "w.bin", expected_sha256="0" * 64)
     assert os.listdir(tmp_path) == []
+
+
+def test_several_files_go_at_once_and_one_failure_leaves_the_others_done(
+    fake: tuple[FakeArtifacts, grpc.Channel], tmp_path: Path
+) -> None:
+    _, channel = fake
+    contents = {
+        f"f{i}.bin": _file(tmp_path / f"f{i}.bin", (i + 1) * MiB + i, seed=i) for i in range(5)
+    }
+    items = [transfer.UploadItem(tmp_path / name, name) for name in contents]
+    uploaded = transfer.upload_files(channel, VERSION, items, parallel=3)
+    assert [a.path for a in uploaded] == list(contents)
+
+    wanted = [
+        transfer.DownloadItem(f"{VERSION}/artifacts/{name}", tmp_path / "out" / name)
+        for name in [*contents, "missing.bin"]
+    ]
+    with pytest.raises(transfer.TransfersFailed) as failed:
+        transfer.download_files(channel, wanted, parallel=3)
+    assert list(failed.value.failures) == [f"{VERSION}/artifacts/missing.bin"]
+    assert failed.value.completed == 5
+    for name, content in contents.items():
+        assert (tmp_path / "out" / name).read_bytes() == content
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(contents)
+
+
+def test_a_cancelled_upload_ends_its_stream_and_keeps_the_session(
+    fake: tuple[FakeArtifacts, grpc.Channel], tmp_path: Path
+) -> None:
+    servicer, channel = fake
+    _file(tmp_path / "w.bin", 12 * MiB)
+    cancel = threading.Event()
+
+    def progress(done: int, _total: int) -> None:
+        if done >= 4 * MiB:
+            cancel.set()
+
+    with pytest.raises(transfer.TransferError, match="cancelled"):
+        transfer.upload_file(
+            channel, VERSION, "w.bin", tmp_path / "w.bin", progress=progress, cancel=cancel
+        )
+    (session,) = servicer.sessions.values()
+    assert session.state == artifact_pb2.UploadSession.STATE_ACTIVE
+    assert len(servicer.write_starts) == 1  # no retry after a cancel

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json as json_module
 import mimetypes
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ from modelregistry.cli.common import (
     usage_error,
     version_ref,
 )
-from modelregistry.cli.errors import EXIT_NOT_FOUND, fail, fail_rpc
+from modelregistry.cli.errors import EXIT_NOT_FOUND, fail, fail_rpc, format_rpc_error
 from modelregistry.cli.render import human_size
 from modelregistry.v1 import (
     artifact_pb2,
@@ -93,12 +94,30 @@ def _transfer_errors(target: str) -> Iterator[None]:
     """A failed transfer as one line on stderr and the exit code of its cause."""
     try:
         yield
+    except transfer.TransfersFailed as error:
+        # One line per failed file, then the exit code of the first failure's cause.
+        for path, cause in error.failures.items():
+            message = _one_line(cause, target)
+            named = message if path in message else f"{path}: {message}"
+            print(f"error: {named}", file=sys.stderr)
+        first = error.first
+        if isinstance(first, grpc.RpcError):
+            fail_rpc(first, target)
+        fail(f"error: {error}")
     except grpc.RpcError as error:
         fail_rpc(error, target)
     except (transfer.TransferError, transfer.UnsafePath) as error:
         fail(f"error: {error}")
     except OSError as error:
         fail(f"error: {error.filename or ''}: {error.strerror or error}")
+
+
+def _one_line(error: BaseException, target: str) -> str:
+    if isinstance(error, grpc.RpcError):
+        return format_rpc_error(error, target).removeprefix("error: ")
+    if isinstance(error, OSError):
+        return f"{error.filename or ''}: {error.strerror or error}"
+    return str(error)
 
 
 def artifact_name(ref: str) -> str:
@@ -118,11 +137,22 @@ def artifact_name(ref: str) -> str:
     )
 
 
-class _Bars:
-    """rich progress bars on stderr (bytes, MB/s, ETA), or nothing when disabled."""
+class _FilesDisplay:
+    """One combined progress display on stderr for files moving at once.
 
-    def __init__(self, enabled: bool) -> None:
+    A total line (files finished, bytes, rate, ETA over every file) and a line per active file
+    (hashing or moving), removed when that file is done. Disabled, or when stderr is not a
+    terminal, it shows nothing. Called from the transfer threads: rich's Progress locks.
+    """
+
+    def __init__(self, enabled: bool, verb: str, sizes: Sequence[int]) -> None:
         console = Console(stderr=True)
+        self._verb = verb
+        self._count = len(sizes)
+        self._finished = 0
+        self._moved: dict[str, int] = {}
+        self._lines: dict[str, TaskID] = {}
+        self._lock = threading.Lock()
         self._progress: Progress | None = None
         if enabled and console.is_terminal:
             self._progress = Progress(
@@ -134,8 +164,12 @@ class _Bars:
                 console=console,
                 transient=False,
             )
+            self._total = self._progress.add_task(self._total_label(), total=sum(sizes))
 
-    def __enter__(self) -> _Bars:
+    def _total_label(self) -> str:
+        return f"{self._verb} {self._finished}/{self._count} files"
+
+    def __enter__(self) -> _FilesDisplay:
         if self._progress is not None:
             self._progress.start()
         return self
@@ -144,16 +178,46 @@ class _Bars:
         if self._progress is not None:
             self._progress.stop()
 
-    def task(self, description: str, total: int) -> transfer.Progress | None:
+    @property
+    def callback(self) -> transfer.FilesProgress | None:
+        return self.update if self._progress is not None else None
+
+    def update(self, path: str, phase: str, done: int, size: int) -> None:
         progress = self._progress
         if progress is None:
-            return None
-        task_id: TaskID = progress.add_task(description, total=total)
+            return
+        with self._lock:
+            line = self._lines.get(path)
+            if phase == "done":
+                self._finished += 1
+                self._moved[path] = size
+                if line is not None:
+                    progress.remove_task(line)
+                    del self._lines[path]
+            else:
+                if phase != "hash":
+                    self._moved[path] = done
+                label = f"  {phase} {path}"
+                if line is None:
+                    self._lines[path] = progress.add_task(label, total=size, completed=done)
+                else:
+                    progress.update(line, description=label, completed=done, total=size)
+            progress.update(
+                self._total,
+                description=self._total_label(),
+                completed=sum(self._moved.values()),
+            )
 
-        def update(done: int, size: int) -> None:
-            progress.update(task_id, completed=done, total=size)
 
-        return update
+ParallelOption = Annotated[
+    int,
+    typer.Option(
+        "--parallel",
+        min=1,
+        max=32,
+        help="Files moving at once (each resumes on its own if its stream breaks).",
+    ),
+]
 
 
 def _artifact_table(console: Console, artifacts: Sequence[artifact_pb2.Artifact]) -> None:
@@ -226,39 +290,39 @@ def upload(
             "already holds is sent again; the server still hashes it).",
         ),
     ] = False,
+    parallel: ParallelOption = transfer.DEFAULT_PARALLEL_FILES,
     no_progress: NoProgressOption = False,
 ) -> None:
-    """Upload FILEs into a version in DEVELOPMENT, one after another, resuming broken streams.
+    """Upload FILEs into a version in DEVELOPMENT, several at once, resuming broken streams.
 
     `modelreg upload llama/3 config.json ./config.json` stores one file as config.json;
-    `modelreg upload llama/3 weights ./shard-*.safetensors` stores each as weights/NAME.
-    Each file is hashed first, so content the registry already holds is not sent again.
+    `modelreg upload llama/3 weights ./shard-*.safetensors` stores each as weights/NAME,
+    --parallel of them at a time (default 4). Each file is hashed first, so content the
+    registry already holds is not sent again. If some files fail, the others still complete;
+    each failure is named on stderr.
     """
     name = version_ref([version], "VERSION")
     pairs = upload_targets(path, files)
-    uploaded: list[artifact_pb2.Artifact] = []
+    items = [
+        transfer.UploadItem(local, dest, content_type or mimetypes.guess_type(local.name)[0])
+        for local, dest in pairs
+    ]
     connection = Connection.of(ctx)
+    sizes = [local.stat().st_size for local, _ in pairs]
     with (
         connection.open(artifact_service_pb2_grpc.ArtifactServiceStub) as api,
         _transfer_errors(connection.target),
-        _Bars(not no_progress) as bars,
+        _FilesDisplay(not no_progress, "upload", sizes) as display,
     ):
-        for local, dest in pairs:
-            size = local.stat().st_size
-            hashing = None if no_digest else bars.task(f"hash {dest}", size)
-            sending = bars.task(f"upload {dest}", size)
-            artifact = transfer.upload_file(
-                api.stub,
-                name,
-                dest,
-                local,
-                content_type=content_type or mimetypes.guess_type(local.name)[0],
-                declare_sha256=not no_digest,
-                progress=sending,
-                hash_progress=hashing,
-                timeout=connection.timeout,
-            )
-            uploaded.append(artifact)
+        uploaded = transfer.upload_files(
+            api.stub,
+            name,
+            items,
+            parallel=parallel,
+            declare_sha256=not no_digest,
+            progress=display.callback,
+            timeout=connection.timeout,
+        )
     result = artifact_service_pb2.ListArtifactsResponse(artifacts=uploaded)
     emit(result, connection.json, lambda console: _artifact_table(console, uploaded))
 
@@ -299,6 +363,16 @@ def download(
         int,
         typer.Option("--streams", min=1, max=32, help="Parallel ranges for files above 64 MiB."),
     ] = transfer.DEFAULT_STREAMS,
+    parallel: ParallelOption = transfer.DEFAULT_PARALLEL_FILES,
+    direct: Annotated[
+        bool,
+        typer.Option(
+            "--direct",
+            help="Read the bytes straight from the object store through short-lived "
+            "presigned URLs (the store must be reachable from here; one stream per file, "
+            "--streams does not apply); still verified.",
+        ),
+    ] = False,
     no_progress: NoProgressOption = False,
 ) -> None:
     """Download a version's files into DIR, keeping their relative paths, and verify them.
@@ -307,6 +381,8 @@ def download(
     size) and the manifest against its digest, which is printed; a file that does not match
     is not kept. A file is written to a temporary name and renamed into place only once
     verified. Paths that would land outside DIR are refused before anything is written.
+    --parallel files come down at once; with --direct they are read from the object store
+    itself (GetArtifactDownloadUrl) instead of through the registry.
     """
     name = version_ref([version], "VERSION")
     connection = Connection.of(ctx)
@@ -335,25 +411,29 @@ def download(
         if not wanted and path is not None:
             fail(f"error: no artifact {path!r} in {found.name}", EXIT_NOT_FOUND)
         destinations = [transfer.safe_destination(out_dir, w.path) for w in wanted]
-        files: list[dict[str, Any]] = []
-        with _Bars(not no_progress) as bars:
-            for w, dest in zip(wanted, destinations, strict=True):
-                artifact = transfer.download_file(
-                    api.stub,
-                    f"{found.name}/artifacts/{w.path}",
-                    dest,
-                    streams=streams,
-                    progress=bars.task(f"download {w.path}", w.size_bytes),
-                    expected_sha256=w.sha256 or None,
-                )
-                files.append(
-                    {
-                        "path": artifact.path or w.path,
-                        "sizeBytes": str(artifact.size_bytes),
-                        "sha256": artifact.sha256,
-                        "file": str(dest),
-                    }
-                )
+        items = [
+            transfer.DownloadItem(f"{found.name}/artifacts/{w.path}", dest, w.sha256 or None)
+            for w, dest in zip(wanted, destinations, strict=True)
+        ]
+        with _FilesDisplay(not no_progress, "download", [w.size_bytes for w in wanted]) as bars:
+            artifacts = transfer.download_files(
+                api.stub,
+                items,
+                parallel=parallel,
+                direct=direct,
+                streams=streams,
+                progress=_by_path(bars.callback, found.name),
+                timeout=connection.timeout,
+            )
+        files: list[dict[str, Any]] = [
+            {
+                "path": artifact.path or w.path,
+                "sizeBytes": str(artifact.size_bytes),
+                "sha256": artifact.sha256,
+                "file": str(dest),
+            }
+            for artifact, w, dest in zip(artifacts, wanted, destinations, strict=True)
+        ]
     verified = bool(found.manifest)
     if connection.json:
         document = {
@@ -382,6 +462,17 @@ def download(
         )
     else:
         console.print(Text(f"{len(files)} file(s) verified against their SHA-256"))
+
+
+def _by_path(
+    callback: transfer.FilesProgress | None, version: str
+) -> transfer.FilesProgress | None:
+    """Progress keyed by the path in the version rather than the artifact's full name."""
+    if callback is None:
+        return None
+    prefix = f"{version}/artifacts/"
+    report = callback
+    return lambda name, phase, done, size: report(name.removeprefix(prefix), phase, done, size)
 
 
 def _list_all(

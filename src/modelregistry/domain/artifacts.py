@@ -6,7 +6,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from modelregistry.domain.errors import InvalidArgument
@@ -97,6 +97,30 @@ def part_size_for(declared_size: int | None) -> int:
         return DEFAULT_PART_BYTES
     needed = -(-declared_size // MAX_PARTS)
     return -(-needed // MIB) * MIB
+
+
+@dataclass(frozen=True)
+class DownloadUrl:
+    """A presigned store URL for an artifact's bytes, good until `expire_time`."""
+
+    url: str
+    expire_time: datetime
+    artifact: Artifact
+
+
+def download_url_lifetime(
+    requested: timedelta | None, default: timedelta, maximum: timedelta, field: str
+) -> timedelta:
+    """The lifetime a presigned URL gets: `requested` (1 s to `maximum`) or the default,
+    which never exceeds the maximum either."""
+    if requested is None:
+        return min(default, maximum)
+    if requested < timedelta(seconds=1) or requested > maximum:
+        raise InvalidArgument.for_field(
+            field,
+            f"must be 1 s to {maximum.total_seconds():g} s, got {requested.total_seconds():g} s",
+        )
+    return requested
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,16 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 from modelregistry.domain.access import Role
 from modelregistry.domain.artifacts import (
     DEFAULT_CONTENT_TYPE,
     Artifact,
+    DownloadUrl,
     UploadSession,
     UploadState,
+    download_url_lifetime,
     part_size_for,
 )
 from modelregistry.domain.error_reason import ErrorReason
@@ -51,6 +54,10 @@ from modelregistry.storage.object_store import ObjectStore
 
 BLOB_PREFIX = "blobs/"
 DOWNLOAD_READ_AHEAD = 4
+# Presigned download URLs: long enough to fetch a large shard, short enough that a leaked URL
+# soon stops working. The maximum is MODELREG_DOWNLOAD_URL_MAX_LIFETIME_S.
+DEFAULT_DOWNLOAD_URL_LIFETIME = timedelta(minutes=15)
+MAX_DOWNLOAD_URL_LIFETIME = timedelta(hours=1)
 
 
 def upload_not_found(upload_id: str) -> NotFound:
@@ -96,8 +103,10 @@ class ArtifactService:
         versions: VersionService,
         page_token_key: bytes,
         max_concurrent_uploads: int,
+        download_url_max_lifetime: timedelta = MAX_DOWNLOAD_URL_LIFETIME,
     ) -> None:
         self._db = db
+        self._download_url_max_lifetime = download_url_max_lifetime
         self._store = store
         self._versions = versions
         self._key = page_token_key
@@ -418,15 +427,35 @@ class ArtifactService:
             )
         remaining = artifact.size_bytes - offset
         count = remaining if length == 0 else min(length, remaining)
+        key = await self._object_key(artifact)
+        return artifact, self._ended_when_done(
+            self._store.stream_range(key, offset, count, DOWNLOAD_READ_AHEAD)
+        )
+
+    async def _object_key(self, artifact: Artifact) -> str:
         async with self._db.connection() as conn:
             key = await artifacts_store.object_key_of(conn, artifact.sha256)
         if key is None:
             raise DataLoss(
                 f"the content of {artifact.name} is missing", reason=ErrorReason.BLOB_MISSING
             )
-        return artifact, self._ended_when_done(
-            self._store.stream_range(key, offset, count, DOWNLOAD_READ_AHEAD)
+        return key
+
+    async def download_url(
+        self, ctx: CallContext, ref: VersionRef, path: str, lifetime: timedelta | None
+    ) -> DownloadUrl:
+        """A presigned URL that reads the artifact's bytes straight from the store."""
+        lifetime = download_url_lifetime(
+            lifetime, DEFAULT_DOWNLOAD_URL_LIFETIME, self._download_url_max_lifetime, "lifetime"
         )
+        ctx.require(Role.VIEWER, ref.model, "read artifacts of this model")
+        artifact = await self.get(ref, path)
+        key = await self._object_key(artifact)
+        seconds = int(lifetime.total_seconds())  # S3 signs whole seconds
+        # Taken before signing, so the URL never outlives what the caller is told.
+        expire_time = datetime.now(UTC) + timedelta(seconds=seconds)
+        url = self._store.presigned_get_url(key, seconds)
+        return DownloadUrl(url=url, expire_time=expire_time, artifact=artifact)
 
     async def _ended_when_done(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         """The chunks, telling the buffer pool when the download ends (memory goes back)."""

@@ -4,9 +4,10 @@ so both call the same objects: same caches, same upload limits, same audit watch
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from modelregistry.service.access import AccessService
-from modelregistry.service.artifacts import ArtifactService
+from modelregistry.service.artifacts import MAX_DOWNLOAD_URL_LIFETIME, ArtifactService
 from modelregistry.service.audit import AuditService
 from modelregistry.service.auth import Authenticator
 from modelregistry.service.collaboration import CollaborationService
@@ -50,7 +51,12 @@ class Services:
 
 
 def build_services(
-    db: Database, store: ObjectStore, page_key: bytes, *, max_concurrent_uploads: int
+    db: Database,
+    store: ObjectStore,
+    page_key: bytes,
+    *,
+    max_concurrent_uploads: int,
+    download_url_max_lifetime: timedelta = MAX_DOWNLOAD_URL_LIFETIME,
 ) -> Services:
     authenticator = Authenticator(db)
     versions = VersionService(db)
@@ -59,7 +65,9 @@ def build_services(
         versions=versions,
         listing=ListingService(db, page_key),
         history=HistoryService(db, page_key),
-        artifacts=ArtifactService(db, store, versions, page_key, max_concurrent_uploads),
+        artifacts=ArtifactService(
+            db, store, versions, page_key, max_concurrent_uploads, download_url_max_lifetime
+        ),
         collaboration=CollaborationService(db, page_key),
         access=AccessService(db, page_key, on_change=authenticator.forget),
         audit=AuditService(db, page_key),

@@ -122,8 +122,10 @@ class ObjectStore:
         connect_timeout_s: float = 5.0,
         deadline_s: float = DEFAULT_DEADLINE_S,
         retries: int = 3,
+        public_endpoint: str = "",
     ) -> None:
         self.endpoint = endpoint
+        self.public_endpoint = public_endpoint
         self.bucket = bucket
         self.secure = secure
         self.deadline_s = deadline_s
@@ -274,6 +276,7 @@ class ObjectStore:
         from datetime import timedelta
 
         signer: Minio = self._client
+        public_endpoint = public_endpoint or self.public_endpoint  # MODELREG_S3_PUBLIC_ENDPOINT
         if public_endpoint:
             scheme, _, host = public_endpoint.rstrip("/").rpartition("://")
             signer = Minio(
