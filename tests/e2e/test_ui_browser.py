@@ -438,4 +438,6 @@ async def test_every_page_fits_a_phone_keeps_tokens_whole_and_loads_cleanly(
             for column in (1, 4):  # sequence number and action
                 cells = f"table.activity tbody td:nth-child({column})"
                 assert set(await lines_of(page, cells)) == {1}
+            # The time wraps only between the date and the clock.
+            assert set(await lines_of(page, "table.activity tbody td .nowrap")) == {1}
     assert problems == []
