@@ -26,7 +26,7 @@ from typer.core import TyperCommand
 from typer.models import CommandFunctionType
 
 from modelregistry import client
-from modelregistry.cli.errors import EXIT_CODES_HELP, fail_rpc
+from modelregistry.cli.errors import EXIT_CODES_HELP, fail_rpc, note_token_sent
 from modelregistry.v1 import registry_service_pb2_grpc
 
 
@@ -169,6 +169,7 @@ class Connection:
 
         An unusable TLS file is a usage error (exit 2).
         """
+        note_token_sent(bool(self.token or client.default_token()))
         try:
             channel = client.connect(self.target, token=self.token, tls=self.tls(), options=options)
         except client.TlsFilesError as error:
