@@ -10,6 +10,7 @@ accepts the same options after the verb too, where a value given wins over the r
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -399,9 +400,16 @@ def model_ref(ref: str, param_hint: str = "MODEL") -> str:
         raise usage_error(str(error), param_hint) from None
 
 
+# Width of output that is not a terminal (a pipe, a file, a captured run) when $COLUMNS is
+# unset: wide enough that no row wraps, where rich's default of 80 would break labels, paths and
+# digests mid-token. Tables only take the width their cells need.
+_UNBOUNDED_WIDTH = 100_000
+
+
 def out() -> Console:
     # Created per use so that it writes to whatever sys.stdout is now (CliRunner swaps it).
-    return Console(highlight=False, soft_wrap=False)
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else _UNBOUNDED_WIDTH
+    return Console(highlight=False, soft_wrap=False, width=width)
 
 
 def print_json(message: Message) -> None:
