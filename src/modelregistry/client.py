@@ -71,6 +71,11 @@ def default_target() -> str:
 DEV_TOKEN_FILE = Path(".modelreg") / "admin-token"
 
 
+def dev_token_path() -> Path:
+    """The absolute path where the CLI looks for the admin token of `modelreg dev`."""
+    return Path.cwd() / DEV_TOKEN_FILE
+
+
 def default_token() -> str | None:
     """$MODELREG_TOKEN if set (even empty), else the admin token `modelreg dev` keeps in
     ./.modelreg/ (so a token set on purpose never gives way to that admin token)."""

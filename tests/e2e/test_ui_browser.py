@@ -4,13 +4,14 @@ viewer's page, hostile text that must stay inert, and a forged cross-site POST."
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
 import grpc
 from playwright.async_api import BrowserContext, Page, expect
 from support.auth import make_token
-from support.ui import DESKTOP, FILE_BYTES, MODEL, PHONE, seed_catalogue, stubs
+from support.ui import DESKTOP, FILE_BYTES, MODEL, PHONE, SCRIPT, seed_catalogue, stubs
 
 from modelregistry.domain.access import Role
 from modelregistry.v1 import collaboration_service_pb2 as cpb
@@ -122,9 +123,15 @@ async def test_every_page_with_real_data_and_hostile_text_inert(
     digest = await page.locator("#manifest-digest").inner_text()
     assert digest.startswith("sha256:")
     await page.context.grant_permissions(["clipboard-read", "clipboard-write"])
-    await page.get_by_role("button", name="Copy").click()
-    await expect(page.locator(".copied")).to_have_text("Copied")
+    await page.get_by_role("button", name="Copy", exact=True).click()
+    await expect(page.locator("#manifest-digest ~ .copied")).to_have_text("Copied")
     assert await page.evaluate("navigator.clipboard.readText()") == digest
+    # A file's digest is shown shortened; its title and its copy button give the full value.
+    full_sha = hashlib.sha256(FILE_BYTES).hexdigest()
+    await expect(page.locator("table.files code.hash")).to_have_attribute("title", full_sha)
+    await page.get_by_role("button", name=re.compile("Copy SHA-256")).click()
+    await expect(page.locator("table.files .copied")).to_have_text("Copied")
+    assert await page.evaluate("navigator.clipboard.readText()") == full_sha
     async with page.expect_download() as download_info:
         await page.locator("table.files").get_by_role("link", name=re.compile("Download")).click()
     download = await download_info.value
@@ -166,6 +173,19 @@ async def test_comment_post_reply_edit_delete(
         "An edited reply"
     )
     assert await comments_of(channel, version) == ["First look: <b>fine</b>", "An edited reply"]
+    # Comments render Markdown like descriptions do, through the same sanitiser.
+    await page.get_by_label("Add a comment").fill(f"**bold** verdict {SCRIPT}")
+    await page.get_by_role("button", name="Post comment").click()
+    rendered = page.locator("article.comment .comment-body").last
+    await expect(rendered.locator("strong")).to_have_text("bold")
+    await expect(rendered).to_contain_text("<script>")  # shown as text, never run
+    await assert_inert(page)
+    await (
+        page.locator("article.comment")
+        .last.get_by_role("button", name=re.compile("Delete"))
+        .click()
+    )
+    await expect(page.locator("article.comment")).to_have_count(2)
     await (
         page.locator('article.comment[data-depth="1"]')
         .get_by_role("button", name=re.compile("Delete"))
@@ -254,11 +274,17 @@ async def test_compare_versions(
 ) -> None:
     await seed_catalogue(channel, tmp_path)
     await sign_in(page, admin_token)
-    await page.goto(f"/models/{MODEL}")
-    await page.get_by_role("link", name="Compare versions").click()
+    # A direct visit gets the picker with nothing ticked.
+    await page.goto(f"/models/{MODEL}/compare")
     for number in ("v1", "v2", "v3"):
-        await page.get_by_role("checkbox", name=number, exact=True).check()
-    await page.get_by_role("button", name="Compare").click()
+        await expect(page.get_by_role("checkbox", name=number, exact=True)).not_to_be_checked()
+    # From the model page, the versions ticked in its table carry over.
+    await page.goto(f"/models/{MODEL}")
+    for number in ("v1", "v2", "v3"):
+        await page.get_by_role("checkbox", name=f"Compare {number}", exact=True).check()
+    await page.get_by_role("button", name="Compare selected versions").click()
+    for number in ("v1", "v2", "v3"):
+        await expect(page.get_by_role("checkbox", name=number, exact=True)).to_be_checked()
     metrics = page.locator("#cmp-metrics-h + div table")
     await expect(metrics).to_contain_text("accuracy")
     accuracy = metrics.locator("tr", has_text="accuracy")
@@ -340,3 +366,78 @@ async def test_a_forged_cross_site_post_is_refused(
     response = await answer.value
     assert response.status == 403
     assert await comments_of(channel, version) == before
+
+
+# How many lines an element's text takes (its content's height over its line height).
+LINES = """(element) => {
+  const range = document.createRange();
+  range.selectNodeContents(element);
+  const height = range.getBoundingClientRect().height;
+  return Math.round(height / parseFloat(getComputedStyle(element).lineHeight));
+}"""
+
+
+# The elements sticking out of the window (outside a scroll container), to say what is wide.
+WIDER_THAN_WINDOW = """[...document.querySelectorAll("body *")]
+  .filter((e) => e.getBoundingClientRect().right > window.innerWidth)
+  .filter((e) => !(e.parentElement && e.parentElement.closest(".scroll")))
+  .slice(0, 5).map((e) => e.tagName + "." + e.className + " " + e.getBoundingClientRect().right)"""
+
+
+async def lines_of(page: Page, selector: str) -> list[int]:
+    return await page.locator(selector).evaluate_all(f"(elements) => elements.map({LINES})")
+
+
+async def test_every_page_fits_a_phone_keeps_tokens_whole_and_loads_cleanly(
+    page: Page,
+    admin_token: str,
+    channel: grpc.aio.Channel,
+    tmp_path: Path,
+    screenshot_dir: Path,
+) -> None:
+    catalogue = await seed_catalogue(channel, tmp_path)
+    await sign_in(page, admin_token)
+    problems: list[str] = []
+    page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
+    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url} {r.failure}"))
+    page.on("response", lambda r: r.status >= 400 and problems.append(f"{r.status}: {r.url}"))
+
+    # At 1280 px the files table keeps sizes and the download link on one line.
+    await page.goto(f"/{catalogue.production}")
+    assert await lines_of(page, "table.files td.size") == [1]
+    assert await lines_of(page, "table.files td.download a") == [1]
+
+    await page.set_viewport_size(PHONE)
+    pages = {
+        "models": "/models",
+        "model": f"/models/{MODEL}",
+        "version": f"/{catalogue.production}",
+        "compare": f"/models/{MODEL}/compare?v=1&v=2&v=3",
+        "activity": "/activity",  # last: leaving it would cancel its live feed's request
+    }
+    for name, path in pages.items():
+        await page.goto(path)
+        if name == "activity":
+            await expect(page.locator("#live-status")).to_have_text("Live updates: on")
+        width = await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        wide = await page.evaluate(WIDER_THAN_WINDOW)
+        assert width[0] <= width[1], f"{name} is {width[0]} px wide: {wide}"
+        await page.screenshot(path=screenshot_dir / f"fit-{name}-phone.png", full_page=True)
+        if name == "models":
+            assert set(await lines_of(page, "table.models td:first-child a")) == {1}
+            assert set(await lines_of(page, "table.models .label")) == {1}
+        elif name == "model":
+            assert max(await lines_of(page, "table.versions tbody td")) == 1
+            tick = page.locator("figure.chart text.tick").first
+            box = await tick.bounding_box()
+            assert box is not None
+            assert box["height"] >= 10, "chart labels too small to read"
+        elif name == "version":
+            assert await lines_of(page, "table.files td.size") == [1]
+        elif name == "activity":
+            for column in (1, 4):  # sequence number and action
+                cells = f"table.activity tbody td:nth-child({column})"
+                assert set(await lines_of(page, cells)) == {1}
+            # The time wraps only between the date and the clock.
+            assert set(await lines_of(page, "table.activity tbody td .nowrap")) == {1}
+    assert problems == []

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
+import mlflow.tracking._model_registry.utils
+import mlflow.tracking._tracking_service.utils
 import pytest
 
 T = TypeVar("T")
@@ -36,6 +38,10 @@ def mlflow_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPat
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking.as_uri())
     for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_REGISTRY_URI"):
         monkeypatch.delenv(key, raising=False)
+    # mlflow.set_registry_uri/set_tracking_uri keep the URI in a module global that outranks
+    # the environment; a test's call must not point the next test at a server that is gone.
+    monkeypatch.setattr(mlflow.tracking._model_registry.utils, "_registry_uri", None)
+    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)
 
 
 @contextmanager

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -196,3 +198,52 @@ async def test_a_metric_that_is_not_a_number_is_a_usage_error(registry_target: s
     assert "metric value must be a number" in result.output
     listed = await cli_json(registry_target, "versions", "list", "m")
     assert listed.get("modelVersions", []) == []
+
+
+async def piped(target: str, *args: str) -> str:
+    """The console script's stdout when it is a pipe and $COLUMNS is unset."""
+    env = {key: value for key, value in os.environ.items() if key != "COLUMNS"}
+    ran = await asyncio.to_thread(
+        subprocess.run, [MODELREG, *args, "--target", target],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    return ran.stdout
+
+
+async def test_tables_in_a_pipe_keep_every_token_whole(registry_target: str) -> None:
+    # Output captured by a script or piped to a pager: not a terminal, no $COLUMNS. Rich would
+    # lay tables out in 80 columns and fold `task=chat` into `tas/k=c/hat`.
+    t = registry_target
+    labels = ["task=chat", "team=natural-language-processing", "region=eu-west-1"]
+    metrics = ["accuracy=0.913", "f1_macro=0.887", "latency_p99_ms=412"]
+    source = "https://git.example.com/research/assistants/chat-models/training/pipelines.git"
+    name = "chat-assistant-multilingual"
+    await cli_json(
+        t, "models", "create", name, "--owner", "nlp-research",
+        "--description", "A multilingual chat assistant tuned on support conversations",
+        *[arg for label in labels for arg in ("--label", label)],
+    )  # fmt: skip
+    await cli_json(
+        t, "versions", "create", name, "--source-uri", source,
+        *[arg for label in labels for arg in ("--label", label)],
+        *[arg for metric in metrics for arg in ("--metric", metric)],
+    )  # fmt: skip
+    await cli_json(t, "versions", "alias", "set", name, "1", "multilingual-champion")
+
+    def row_of(stdout: str, marker: str) -> str:
+        rows = [line for line in stdout.splitlines() if marker in line]
+        assert len(rows) == 1, stdout
+        return rows[0]
+
+    model_row = row_of(await piped(t, "models", "list"), name)
+    for label in labels:
+        assert label in model_row
+    version_row = row_of(await piped(t, "versions", "list", name), "multilingual-champion")
+    assert f"{name}/1" in version_row
+    for metric in metrics:
+        assert metric in version_row
+    detail = await piped(t, "versions", "get", f"{name}/1")
+    assert source in row_of(detail, "source")
+    for label in labels:
+        assert label in row_of(detail, "labels")

@@ -136,3 +136,29 @@ async def test_usage_errors_and_not_found(registry_target: str) -> None:
         t, "deployments", "record", "nope/1", "--environment", "dev", "--endpoint", "https://x"
     )
     assert no_model.exit_code == 3, no_model.output
+
+
+async def test_flags_resolve_takes_the_forms_and_option_of_flags_raise(
+    registry_target: str,
+) -> None:
+    t = registry_target
+    await cli_json(t, "models", "create", "demo")
+    await cli_json(t, "versions", "create", "demo")
+    flag = await cli_json(t, "flags", "raise", "demo", "1", "--severity", "low", "--reason", "x")
+    flag_id = flag["name"].rsplit("/", 1)[1]
+
+    # MODEL VERSION ID, as raise takes MODEL VERSION, and --reason, as raise takes.
+    resolved = await cli_json(t, "flags", "resolve", "demo", "1", flag_id, "--reason", "fixed")
+    assert resolved["name"] == flag["name"]
+    assert resolved["state"] == "FLAG_STATE_RESOLVED"
+    assert resolved["resolution"] == "fixed"
+
+    two = await cli(t, "flags", "resolve", "demo", "1", "--reason", "x")
+    assert two.exit_code == 2, two.output
+
+    shown = await asyncio.to_thread(
+        CliRunner().invoke, app, ["flags", "resolve", "--help"], env={"COLUMNS": "200"}
+    )
+    assert "--reason" in shown.stdout
+    assert "--resolution" in shown.stdout
+    assert "MODEL VERSION ID" in shown.stdout

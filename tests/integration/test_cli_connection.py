@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner, Result
 
 from modelregistry.cli.errors import EXIT_DENIED, EXIT_UNAVAILABLE
@@ -91,3 +93,32 @@ async def test_nested_groups_and_list_verbs_take_the_options_before_the_verb(
     history = await run("--target", t, "--json", "versions", "alias", "history", "nested")
     assert history.exit_code == 0, history.output
     assert [c["alias"] for c in json.loads(history.stdout)["aliasChanges"]] == ["champion"]
+
+
+async def test_no_token_anywhere_says_where_the_cli_looked(
+    registry_target: str, admin_token: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A new user's second shell: no --token, no $MODELREG_TOKEN, and a directory without the
+    # .modelreg/ that `modelreg dev` made elsewhere.
+    monkeypatch.chdir(tmp_path)
+    missed = await run("models", "list", "--target", registry_target, env={"MODELREG_TOKEN": None})
+    assert missed.exit_code == EXIT_DENIED, missed.output
+    line = missed.stderr.strip()
+    assert "\n" not in line
+    assert line.startswith("error: UNAUTHENTICATED:")
+    assert "no token was sent" in line
+    assert "--token" in line
+    assert "$MODELREG_TOKEN" in line
+    assert str(tmp_path / ".modelreg" / "admin-token") in line
+
+    # With the dev token file where it looked, the same command works.
+    (tmp_path / ".modelreg").mkdir()
+    (tmp_path / ".modelreg" / "admin-token").write_text(admin_token + "\n")
+    listed = await run("models", "list", "--target", registry_target, env={"MODELREG_TOKEN": None})
+    assert listed.exit_code == 0, listed.output
+
+
+async def test_a_refused_token_is_not_called_missing(registry_target: str) -> None:
+    wrong = await run("--token", "not-a-token", "models", "list", "--target", registry_target)
+    assert wrong.exit_code == EXIT_DENIED, wrong.output
+    assert "no token was sent" not in wrong.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -184,3 +185,26 @@ def _get_object(client: Minio) -> bytes:
     finally:
         response.close()
         response.release_conn()
+
+
+def test_the_printed_exports_work_from_another_directory(dev: DevRun, tmp_path: Path) -> None:
+    # The "In another shell:" block, pasted into a shell somewhere else: its exports find the
+    # registry and its admin token without the data dir being under the current directory.
+    dev.start()
+    block = dev.output().split("In another shell:", 1)[1].split("Stop with Ctrl-C.", 1)[0]
+    exports = [line.strip() for line in block.splitlines() if line.strip().startswith("export ")]
+    assert any(line.startswith("export MODELREG_TOKEN=") for line in exports), block
+    token = (dev.data_dir / "admin-token").read_text().strip()
+    assert token not in "\n".join(exports), "the exports read the token file; they do not hold it"
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    modelreg = Path(sys.executable).parent / "modelreg"
+    script = "\n".join([*exports, f"{modelreg} --json whoami"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELREG_")}
+    ran = subprocess.run(
+        ["bash", "-ec", script], cwd=elsewhere, env=env,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["role"] == "ROLE_ADMIN"

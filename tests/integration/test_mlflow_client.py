@@ -278,3 +278,75 @@ async def test_tracking_endpoints_say_where_tracking_stays(
         assert "registry_uri" in refused.value.message
 
     await in_thread(admin_token, work)
+
+
+async def test_the_readme_recipe_without_a_tracking_server(
+    http_base_url: str, admin_token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # README "Use it from MLflow": no tracking server, so MLFLOW_TRACKING_URI names this
+    # registry too; no tracking_uri in code. Unset, MLflow 3 defaults tracking to sqlite,
+    # which mlflow-skinny cannot build, and the client fails in its constructor.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+
+    def without_tracking_uri() -> None:
+        with pytest.raises(MlflowException, match="sqlite"):
+            MlflowClient(registry_uri=http_base_url)
+
+    await in_thread(admin_token, without_tracking_uri)
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", http_base_url)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", http_base_url)
+
+    def work() -> None:
+        client = MlflowClient()
+        client.create_registered_model(NAME)
+        version = client.create_model_version(NAME, source="")
+        client.set_registered_model_alias(NAME, "champion", version.version)
+        assert client.get_registered_model(NAME).aliases == {"champion": "1"}
+        assert [m.name for m in client.search_registered_models()] == [NAME]
+        by_registry_uri = MlflowClient(registry_uri=http_base_url)
+        assert by_registry_uri.get_model_version(NAME, "1").aliases == ["champion"]
+        with pytest.raises(MlflowException) as tracking:
+            client.get_experiment("1")
+        assert error_code(tracking) == "ENDPOINT_NOT_FOUND"
+
+    await in_thread(admin_token, work)
+
+
+async def test_search_shows_latest_versions_and_aliases_as_get_does(
+    http_base_url: str, admin_token: str
+) -> None:
+    def work() -> None:
+        client = MlflowClient(registry_uri=http_base_url)
+        for name in ("Ranker", "Scorer", "Unversioned"):
+            client.create_registered_model(name)
+        for _ in range(4):
+            client.create_model_version("Ranker", source="")
+        client.create_model_version("Scorer", source="")
+        client.transition_model_version_stage("Ranker", "2", "Staging")
+        client.transition_model_version_stage("Ranker", "3", "Staging")
+        client.transition_model_version_stage("Ranker", "3", "Production")
+        client.set_registered_model_alias("Ranker", "champion", "3")
+        client.set_registered_model_alias("Ranker", "old", "1")
+        client.set_registered_model_alias("Scorer", "champion", "1")
+
+        found = {m.name: m for m in client.search_registered_models()}
+        filtered = client.search_registered_models("name = 'Ranker'")
+        assert filtered[0].aliases == {"champion": "3", "old": "1"}
+        for name in ("Ranker", "Scorer", "Unversioned"):
+            got = client.get_registered_model(name)
+            searched = found[name]
+            assert searched.aliases == got.aliases
+            assert [(v.version, v.current_stage) for v in searched.latest_versions] == [
+                (v.version, v.current_stage) for v in got.latest_versions
+            ]
+        ranker = found["Ranker"]
+        assert ranker.aliases == {"champion": "3", "old": "1"}
+        assert [(v.version, v.current_stage) for v in ranker.latest_versions] == [
+            ("2", "Staging"), ("3", "Production"), ("4", "None"),
+        ]  # fmt: skip
+        assert found["Scorer"].aliases == {"champion": "1"}
+        assert found["Unversioned"].latest_versions == []
+
+    await in_thread(admin_token, work)

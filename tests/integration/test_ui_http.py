@@ -46,7 +46,7 @@ from modelregistry.service.auth import IssuedToken, issue_token
 from modelregistry.service.container import Services
 from modelregistry.storage.database import Database
 from modelregistry.v1 import access_service_pb2 as apb
-from modelregistry.v1 import access_service_pb2_grpc, model_pb2
+from modelregistry.v1 import access_service_pb2_grpc, collaboration_pb2, model_pb2
 from modelregistry.v1 import collaboration_service_pb2 as cpb
 from modelregistry.v1 import registry_service_pb2 as pb
 
@@ -514,3 +514,94 @@ async def test_under_tls_the_session_cookie_is_secure(
     )
     assert "Secure" in cookie
     assert "HttpOnly" in cookie
+
+
+# -- page details ----------------------------------------------------------------------------------
+
+STAGE_SELECT = re.compile(r'<select id="stage-target" name="stage">(.*?)</select>', re.DOTALL)
+OPTION = re.compile(r'<option value="(\w+)" ?(selected)?>')
+
+
+async def test_the_stage_control_offers_only_allowed_moves_with_the_next_preselected(
+    admin: httpx.AsyncClient, catalogue: Catalogue
+) -> None:
+    expected = {
+        catalogue.versions[0]: (["STAGING", "ARCHIVED"], "ARCHIVED"),  # PRODUCTION
+        catalogue.versions[1]: (["PRODUCTION", "ARCHIVED"], "PRODUCTION"),  # STAGING
+        catalogue.versions[2]: (["STAGING", "PRODUCTION", "ARCHIVED"], "STAGING"),  # DEVELOPMENT
+    }
+    for version, (offered, preselected) in expected.items():
+        select = STAGE_SELECT.search((await admin.get(f"/{version}")).text)
+        assert select is not None
+        options = OPTION.findall(select.group(1))
+        assert [value for value, _ in options] == offered, version
+        assert [value for value, chosen in options if chosen] == [preselected], version
+
+
+async def test_a_bare_version_has_no_stray_separator_and_one_empty_marker(
+    admin: httpx.AsyncClient, registry: Stub
+) -> None:
+    await registry.CreateModel(pb.CreateModelRequest(model_id="bare"))
+    await registry.CreateModelVersion(pb.CreateModelVersionRequest(parent="models/bare"))
+    html = (await admin.get("/models/bare/versions/1")).text
+    meta = re.search(r'<p class="meta">(.*?)</p>', html, re.DOTALL)
+    assert meta is not None
+    assert not meta.group(1).rstrip().endswith("·")
+    lineage = re.search(r'<dl class="pairs">(.*?)</dl>', html, re.DOTALL)
+    assert lineage is not None
+    # Source, commit, entry point, run id, derived from, training and evaluation data.
+    assert lineage.group(1).count('<span class="empty">—</span>') == 7
+    model_html = (await admin.get("/models/bare")).text
+    assert 'Owner <strong><span class="empty">—</span></strong> · updated' in model_html
+    for shown in (html, model_html):
+        assert "\u2013" not in shown  # no en dash standing in for "nothing"
+
+
+async def test_comments_render_sanitised_markdown(
+    admin: httpx.AsyncClient, catalogue: Catalogue, channel: grpc.aio.Channel
+) -> None:
+    _, collaboration, _, _ = stubs(channel)
+    version = catalogue.versions[2]
+    await collaboration.CreateComment(
+        cpb.CreateCommentRequest(
+            parent=version, comment=collaboration_pb2.Comment(body=f"**bold** claim {SCRIPT} {IMG}")
+        )
+    )
+    html = (await admin.get(f"/{version}")).text
+    assert "<strong>bold</strong> claim" in html
+    assert "**bold**" not in html.split('<textarea id="edit-')[0]  # rendered, not literal
+    assert not re.search(r"<script>window", html)
+    assert not re.search(r"<img\s[^>]*onerror", html, re.IGNORECASE)
+
+
+async def test_the_files_table_wraps_paths_at_slashes_and_keeps_the_full_digest(
+    admin: httpx.AsyncClient, catalogue: Catalogue
+) -> None:
+    html = (await admin.get(f"/{catalogue.production}")).text
+    assert '<td class="path"><code>weights/<wbr>' in html
+    full = hashlib.sha256(FILE_BYTES).hexdigest()
+    assert f'title="{full}">{full}</code>' in html  # copied and read aloud in full
+    assert '<td class="num size">1000 B</td>' in html
+
+
+async def test_a_favicon_is_linked_and_served(admin: httpx.AsyncClient) -> None:
+    page = await admin.get("/models")
+    icon = re.search(r'<link rel="icon" href="(/static/favicon\.svg\?v=[0-9a-f]+)"', page.text)
+    assert icon is not None
+    response = await admin.get(icon.group(1))
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/svg+xml"
+    assert response.content.startswith(b"<svg")
+
+
+async def test_the_model_page_sends_ticked_versions_to_compare(
+    admin: httpx.AsyncClient, catalogue: Catalogue
+) -> None:
+    html = (await admin.get(f"/models/{MODEL}")).text
+    form = re.search(r'<form method="get" action="/models/vision/compare"(.*?)</form>', html, re.S)
+    assert form is not None
+    assert form.group(1).count('<input type="checkbox" name="v"') == 3
+    compared = (await admin.get(f"/models/{MODEL}/compare", params=[("v", "1"), ("v", "3")])).text
+    assert re.search(r'value="1" checked', compared)
+    assert re.search(r'value="3" checked', compared)
+    assert not re.search(r'value="2" checked', compared)

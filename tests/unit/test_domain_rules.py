@@ -41,6 +41,24 @@ def test_nothing_returns_to_development_and_no_move_is_a_no_op(
         assert caught.value.violations
 
 
+@pytest.mark.parametrize(
+    ("current", "offered", "preselected"),
+    [
+        (Stage.DEVELOPMENT, [Stage.STAGING, Stage.PRODUCTION, Stage.ARCHIVED], Stage.STAGING),
+        (Stage.STAGING, [Stage.PRODUCTION, Stage.ARCHIVED], Stage.PRODUCTION),
+        (Stage.PRODUCTION, [Stage.STAGING, Stage.ARCHIVED], Stage.ARCHIVED),
+        (Stage.ARCHIVED, [Stage.STAGING, Stage.PRODUCTION], Stage.STAGING),
+    ],
+)
+def test_the_moves_offered_are_the_allowed_ones_and_the_next_is_one_of_them(
+    current: Stage, offered: list[Stage], preselected: Stage
+) -> None:
+    assert lifecycle.allowed_targets(current) == offered
+    assert lifecycle.natural_next(current) == preselected
+    for target in offered:
+        lifecycle.check_move("models/m/versions/1", current, target)  # never refused
+
+
 def test_mask_star_means_every_updatable_field() -> None:
     assert resolve_mask(["*"], VERSION_UPDATABLE, VERSION_OUTPUT_ONLY) == VERSION_UPDATABLE
 

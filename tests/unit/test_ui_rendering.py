@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from modelregistry.http.ui.charts import MAX_MARKERS, metric_chart
-from modelregistry.http.ui.rendering import markdown_html, resource_link, safe_link
+from modelregistry.http.ui.rendering import markdown_html, path_breaks, resource_link, safe_link
 from modelregistry.http.ui.signing import safe_next
 
 
@@ -98,3 +98,8 @@ def test_the_production_label_stays_inside_the_chart_at_either_edge() -> None:
     chart = metric_chart("acc", [("v1", 0.1, False), ("v2", 0.2, False), ("v3", 0.3, True)])
     assert chart is not None
     assert chart.points[-1].label_anchor == "end"
+
+
+def test_a_file_path_may_wrap_only_after_its_slashes_and_stays_escaped() -> None:
+    shown = str(path_breaks('weights/"><img src=x>/model.bin'))
+    assert shown == "weights/<wbr>&#34;&gt;&lt;img src=x&gt;/<wbr>model.bin"

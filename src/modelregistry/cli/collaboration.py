@@ -256,15 +256,32 @@ def flags_list(
 def flags_resolve(
     ctx: typer.Context,
     flag: Annotated[
-        str,
+        list[str],
         typer.Argument(
-            metavar="FLAG_NAME", help="MODEL/VERSION/ID or models/MODEL/versions/VERSION/flags/ID."
+            metavar="FLAG_NAME",
+            help="MODEL/VERSION/ID, MODEL VERSION ID (as `flags raise` takes MODEL VERSION), "
+            "or models/MODEL/versions/VERSION/flags/ID.",
         ),
     ],
-    resolution: Annotated[str, typer.Option("--resolution", help="Why it no longer stands.")],
+    resolution: Annotated[
+        str,
+        typer.Option(
+            "--resolution",
+            "--reason",
+            help="Why it no longer stands (--reason is the same option, as on `flags raise`).",
+        ),
+    ],
 ) -> None:
-    """Resolve an OPEN flag, recording why."""
-    name = child_name(flag, "flags", "FLAG_NAME")
+    """Resolve an OPEN flag, recording why.
+
+    `modelreg flags resolve llama/3/1 --resolution "retrained"` and
+    `modelreg flags resolve llama 3 1 --reason "retrained"` do the same.
+    """
+    if len(flag) not in (1, 3):
+        raise usage_error(
+            f"expected MODEL/VERSION/ID or MODEL VERSION ID, got {' '.join(flag)!r}", "FLAG_NAME"
+        )
+    name = child_name("/".join(flag), "flags", "FLAG_NAME")
     request = cs.ResolveFlagRequest(name=name, resolution=resolution)
     call_command(
         ctx,

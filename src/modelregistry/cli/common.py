@@ -10,6 +10,7 @@ accepts the same options after the verb too, where a value given wins over the r
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -26,7 +27,7 @@ from typer.core import TyperCommand
 from typer.models import CommandFunctionType
 
 from modelregistry import client
-from modelregistry.cli.errors import EXIT_CODES_HELP, fail_rpc
+from modelregistry.cli.errors import EXIT_CODES_HELP, fail_rpc, note_token_sent
 from modelregistry.v1 import registry_service_pb2_grpc
 
 
@@ -169,6 +170,7 @@ class Connection:
 
         An unusable TLS file is a usage error (exit 2).
         """
+        note_token_sent(bool(self.token or client.default_token()))
         try:
             channel = client.connect(self.target, token=self.token, tls=self.tls(), options=options)
         except client.TlsFilesError as error:
@@ -398,9 +400,16 @@ def model_ref(ref: str, param_hint: str = "MODEL") -> str:
         raise usage_error(str(error), param_hint) from None
 
 
+# Width of output that is not a terminal (a pipe, a file, a captured run) when $COLUMNS is
+# unset: wide enough that no row wraps, where rich's default of 80 would break labels, paths and
+# digests mid-token. Tables only take the width their cells need.
+_UNBOUNDED_WIDTH = 100_000
+
+
 def out() -> Console:
     # Created per use so that it writes to whatever sys.stdout is now (CliRunner swaps it).
-    return Console(highlight=False, soft_wrap=False)
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else _UNBOUNDED_WIDTH
+    return Console(highlight=False, soft_wrap=False, width=width)
 
 
 def print_json(message: Message) -> None:

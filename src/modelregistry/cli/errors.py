@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from contextvars import ContextVar
 from typing import NoReturn
 
 import grpc
@@ -47,6 +49,31 @@ UNREACHABLE_HINT = (
 )
 
 
+# Set by Connection.open: whether this invocation sends no bearer token at all, so that an
+# UNAUTHENTICATED answer can say where the CLI looked for one rather than only that it failed.
+_sending_no_token: ContextVar[bool] = ContextVar("sending_no_token", default=False)
+
+
+def note_token_sent(sent: bool) -> None:
+    _sending_no_token.set(not sent)
+
+
+def missing_token_hint() -> str:
+    """Where the CLI looked for a token (none found) and how to give one; never a token."""
+    if client.TOKEN_ENV in os.environ:
+        # A set $MODELREG_TOKEN, even empty, wins over the dev file (client.default_token).
+        looked = f"none given by --token, and ${client.TOKEN_ENV} is set but empty"
+    else:
+        looked = (
+            f"none given by --token or ${client.TOKEN_ENV}, and no dev token file at "
+            f"{client.dev_token_path()}"
+        )
+    return (
+        f"no token was sent ({looked}); give one with --token or ${client.TOKEN_ENV}, e.g. "
+        f"`export {client.TOKEN_ENV}=$(cat /path/to/.modelreg/admin-token)` for `modelreg dev`"
+    )
+
+
 def exit_code_for(code: grpc.StatusCode | None) -> int:
     if code is None or code is grpc.StatusCode.OK:
         return EXIT_ERROR
@@ -71,6 +98,8 @@ def format_rpc_error(error: grpc.RpcError, target: str = "") -> str:
         line += " — " + UNREACHABLE_HINT.format(target=target)
     elif code is grpc.StatusCode.DEADLINE_EXCEEDED:
         line += " (raise --timeout for slow calls)"
+    elif code is grpc.StatusCode.UNAUTHENTICATED and _sending_no_token.get():
+        line += " — " + missing_token_hint()
     return " ".join(line.split())  # one line, whatever the server put in the message
 
 

@@ -43,3 +43,17 @@ def production_occupied(version_name: str, holder_name: str) -> FailedPreconditi
         reason=ErrorReason.PRODUCTION_OCCUPIED,
         violations=[PreconditionViolation("STAGE", holder_name, "already in PRODUCTION")],
     )
+
+
+def allowed_targets(current: Stage) -> list[Stage]:
+    """The stages a version in `current` may move to, in lifecycle order (Stage's order)."""
+    return [stage for stage in Stage if stage in ALLOWED_MOVES[current]]
+
+
+def natural_next(current: Stage) -> Stage:
+    """The usual next step: the first allowed stage after `current` in lifecycle order, or,
+    from the end of the order (ARCHIVED), the first allowed at all (back to STAGING)."""
+    order = list(Stage)
+    targets = allowed_targets(current)
+    later = [stage for stage in targets if order.index(stage) > order.index(current)]
+    return (later or targets)[0]

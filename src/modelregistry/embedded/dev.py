@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 import shutil
 import signal
 import sys
@@ -172,6 +173,9 @@ def _print_next_steps(
         "In another shell:",
         *_activate_hint(),
         f"  export MODELREG_TARGET={address}",
+        # By absolute path, so the CLI finds the token from any directory; the token itself
+        # stays out of the shell history and of whatever copies this block.
+        f"  export MODELREG_TOKEN=$(cat {shlex.quote(str(token_file.resolve()))})",
         "  modelreg models create my-model --owner me",
         "  modelreg models list",
         "",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from modelregistry.domain.filtering import (
     MODEL_FILTER_FIELDS,
     VERSION_FILTER_FIELDS,
@@ -99,6 +101,17 @@ class ListingService:
             ):
                 raise model_not_found(only_model)
         return next_page_of_keyed(rows, limit, self._key, binding)
+
+    async def summary_versions(self, model_ids: Sequence[str]) -> dict[str, list[ModelVersion]]:
+        """By model: its highest version of each stage and every version holding an alias,
+        highest first (MLflow's latest_versions and aliases), for a whole page in one query."""
+        found: dict[str, list[ModelVersion]] = {model_id: [] for model_id in model_ids}
+        if not model_ids:
+            return found
+        async with self._db.connection() as conn:
+            for version in await listing_store.summary_versions(conn, model_ids):
+                found[version.model].append(version)
+        return found
 
     async def version_metrics(self, model_id: str, limit: int) -> list[VersionMetrics]:
         """The metrics of the model's `limit` highest versions, highest first (the web UI's

@@ -100,6 +100,26 @@ async def list_versions(
     return [(version_from_row(r), keyset.cursor_from_row(r)) for r in rows]
 
 
+async def summary_versions(
+    conn: asyncpg.Connection, model_ids: Sequence[str]
+) -> list[ModelVersion]:
+    """For each of the models, in one statement: the highest version of each stage and every
+    version an alias points at (what MLflow's RegisteredModel shows), highest first."""
+    rows = await conn.fetch(
+        f"""SELECT {VERSION_COLUMNS}
+            FROM model_versions v JOIN models m ON m.id = v.model_id
+            WHERE m.name = ANY($1::text[])
+              AND (EXISTS (SELECT 1 FROM model_aliases a WHERE a.version_id = v.id)
+                   OR v.id IN (SELECT DISTINCT ON (w.model_id, w.stage) w.id
+                               FROM model_versions w JOIN models n ON n.id = w.model_id
+                               WHERE n.name = ANY($1::text[])
+                               ORDER BY w.model_id, w.stage, w.version DESC))
+            ORDER BY m.name, v.version DESC""",
+        list(model_ids),
+    )
+    return [version_from_row(r) for r in rows]
+
+
 async def version_metrics(
     conn: asyncpg.Connection, model_id: str, limit: int
 ) -> list[VersionMetrics]:

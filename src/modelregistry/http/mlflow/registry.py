@@ -44,7 +44,7 @@ from modelregistry.service.container import Services
 ARTIFACTS_PATH = "/api/2.0/mlflow-artifacts/artifacts"
 # The artifact space of a version: models/<model id>/<version>/<file path>.
 ARTIFACT_SPACE = "models"
-# get-registered-model shows aliases and latest versions of at most this many newest versions.
+# transition-stage with archive_existing_versions archives at most this many STAGING versions.
 VERSIONS_SHOWN = 1000
 TRACKING_MESSAGE = (
     "this server is a model registry: it serves MLflow's Model Registry API only. Keep "
@@ -117,8 +117,8 @@ async def create_registered_model(call: Call) -> dict[str, Any]:
 
 async def get_registered_model(call: Call) -> dict[str, Any]:
     model = await call.model()
-    versions = await call.services.listing.list_versions(model.name, VERSIONS_SHOWN, "", "", "")
-    return {"registered_model": convert.registered_model_json(model, versions.items)}
+    shown = await call.services.listing.summary_versions([model.name])
+    return {"registered_model": convert.registered_model_json(model, shown[model.name])}
 
 
 async def update_registered_model(call: Call) -> dict[str, Any]:
@@ -159,8 +159,10 @@ async def search_registered_models(call: Call) -> dict[str, Any]:
     page = await call.services.listing.search_models(
         where, order, binding, _page_size(message), message.text("page_token")
     )
+    # MLflow's own server shows latest_versions and aliases in search results too.
+    shown = await call.services.listing.summary_versions([m.name for m in page.items])
     body: dict[str, Any] = {
-        "registered_models": [convert.registered_model_json(m) for m in page.items]
+        "registered_models": [convert.registered_model_json(m, shown[m.name]) for m in page.items]
     }
     if page.next_page_token:
         body["next_page_token"] = page.next_page_token

@@ -23,6 +23,7 @@ from modelregistry.domain.collaboration import (
 from modelregistry.domain.errors import InvalidArgument
 from modelregistry.domain.filtering import MODEL_FILTER_FIELDS, parse_filter
 from modelregistry.domain.history import HistoryQuery, HoldingKind
+from modelregistry.domain.lifecycle import allowed_targets, natural_next
 from modelregistry.domain.models import ModelVersion, Stage
 from modelregistry.domain.names import validate_path
 from modelregistry.domain.paging import MAX_PAGE_SIZE
@@ -40,7 +41,6 @@ ACTIVITY_PAGE_SIZE = 50
 MAX_COMPARED = 10
 # The chart of a metric across versions shows at most this many (the latest).
 CHART_VERSIONS = 1000
-_TARGET_STAGES = [s for s in Stage]
 _SEVERITIES = [s.value for s in FlagSeverity]
 
 
@@ -227,7 +227,8 @@ async def version_page(request: Request) -> Response:
             "approvals": approvals.items,
             "deployments": deployments.items,
             "policy": policy,
-            "stages": [s.value for s in _TARGET_STAGES if s != version.stage],
+            "stages": [s.value for s in allowed_targets(version.stage)],
+            "next_stage": natural_next(version.stage).value,
             "severities": _SEVERITIES,
             "deployment_statuses": [s.value for s in DeploymentStatus],
             "can_comment": role >= Role.VIEWER,
@@ -247,6 +248,9 @@ async def compare_page(request: Request) -> Response:
     services = services_of(request)
     model_id = names.validate_model_id(request.path_params["model"], "model")
     wanted = [v for v in request.query_params.getlist("v") if v][: MAX_COMPARED + 1]
+    # The lowest chosen is the baseline, whichever order the form sent (the model page lists
+    # its versions newest first).
+    wanted.sort(key=lambda v: (not v.isdecimal(), int(v) if v.isdecimal() else 0, v))
     if len(wanted) > MAX_COMPARED:
         raise InvalidArgument.for_field("v", f"compare at most {MAX_COMPARED} versions")
     comparison = None

@@ -13,7 +13,7 @@ from urllib.parse import urlencode, urlsplit
 import nh3
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markdown_it import MarkdownIt
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -91,6 +91,11 @@ def lineage_value(version: ModelVersion, field: str) -> str:
     return str(reader(version.content.lineage)) if reader is not None else ""
 
 
+def path_breaks(path: str) -> Markup:
+    """A file path that may wrap only after a `/` (a <wbr> there; the text itself escaped)."""
+    return Markup("/<wbr>").join(escape(part) for part in path.split("/"))
+
+
 def resource_link(resource: str) -> str | None:
     """The UI page of an audited resource (a model or a version), if it has one."""
     parts = resource.split("/")
@@ -140,7 +145,12 @@ environment = Environment(
     lstrip_blocks=True,
 )
 environment.filters.update(
-    markdown=markdown_html, when=when, size=human_size, number=number, safe_link=safe_link
+    markdown=markdown_html,
+    when=when,
+    size=human_size,
+    number=number,
+    safe_link=safe_link,
+    path_breaks=path_breaks,
 )
 environment.globals.update(query=query, lineage_value=lineage_value)
 environment.filters["resource_link"] = resource_link

@@ -13,7 +13,11 @@ from modelregistry.domain.error_reason import ErrorReason
 from modelregistry.domain.errors import NotFound
 from modelregistry.http.ui.rendering import STATIC_DIR, environment
 
-_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+_TYPES = {
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
 
 
 @dataclass(frozen=True)
