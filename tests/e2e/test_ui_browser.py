@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import grpc
-from playwright.async_api import BrowserContext, Page, expect
+from playwright.async_api import BrowserContext, ConsoleMessage, Page, Response, expect
 from support.auth import make_token
 from support.ui import DESKTOP, FILE_BYTES, MODEL, PHONE, SCRIPT, seed_catalogue, stubs
 
@@ -385,7 +385,10 @@ WIDER_THAN_WINDOW = """[...document.querySelectorAll("body *")]
 
 
 async def lines_of(page: Page, selector: str) -> list[int]:
-    return await page.locator(selector).evaluate_all(f"(elements) => elements.map({LINES})")
+    lines: list[int] = await page.locator(selector).evaluate_all(
+        f"(elements) => elements.map({LINES})"
+    )
+    return lines
 
 
 async def test_every_page_fits_a_phone_keeps_tokens_whole_and_loads_cleanly(
@@ -398,9 +401,18 @@ async def test_every_page_fits_a_phone_keeps_tokens_whole_and_loads_cleanly(
     catalogue = await seed_catalogue(channel, tmp_path)
     await sign_in(page, admin_token)
     problems: list[str] = []
-    page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            problems.append(f"console: {message.text}")
+
+    def on_response(response: Response) -> None:
+        if response.status >= 400:
+            problems.append(f"{response.status}: {response.url}")
+
+    page.on("console", on_console)
     page.on("requestfailed", lambda r: problems.append(f"failed: {r.url} {r.failure}"))
-    page.on("response", lambda r: r.status >= 400 and problems.append(f"{r.status}: {r.url}"))
+    page.on("response", on_response)
 
     # At 1280 px the files table keeps sizes and the download link on one line.
     await page.goto(f"/{catalogue.production}")

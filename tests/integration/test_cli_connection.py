@@ -21,7 +21,8 @@ from modelregistry.cli.main import app
 NOWHERE = "127.0.0.1:1"  # nothing listens on port 1
 
 
-async def run(*args: str, env: dict[str, str] | None = None) -> Result:
+async def run(*args: str, env: dict[str, str | None] | None = None) -> Result:
+    # A None value in `env` unsets that variable for the command.
     return await asyncio.to_thread(CliRunner().invoke, app, list(args), env=env)
 
 
