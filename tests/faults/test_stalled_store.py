@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -114,10 +115,17 @@ async def test_a_hung_store_gives_unavailable_within_the_deadline_and_nothing_is
                 with pytest.raises(grpc.aio.AioRpcError) as unreadable:
                     await _download(artifacts, stored.name, CALLER_TIMEOUT_S)
                 _assert_unavailable(unreadable.value, "Download")
-                # The caller's own deadline, shorter than the store's, is what ends its call.
+                # The caller's own deadline, shorter than the store's, is what ends its call:
+                # the client's timer or the server's store call cut to that deadline, whichever
+                # fires first (a race by design), but never the store's longer deadline.
+                started = time.monotonic()
                 with pytest.raises(grpc.aio.AioRpcError) as late:
                     await _download(artifacts, stored.name, STORE_DEADLINE_S / 3)
-                assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                assert late.value.code() in (
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    grpc.StatusCode.UNAVAILABLE,
+                )
+                assert time.monotonic() - started < STORE_DEADLINE_S
                 await wait_for_health(channel, NOT_SERVING)
                 # PostgreSQL is up: progress can be asked, and it is all still there.
                 while_hung = await query(artifacts, session.upload_id)
